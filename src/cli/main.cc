@@ -1,0 +1,188 @@
+// pier: the command people type. Talks to pierd over its AWS endpoint.
+#include <CLI/CLI.hpp>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <optional>
+
+#include "aws/sigv4.h"
+#include "common/strings.h"
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+namespace json = boost::json;
+
+struct Credentials {
+  std::string key = "test", secret = "test", token;
+};
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+// The standard chain: environment, then the shared credentials file's
+// profile, else pier's default root credentials.
+Credentials credentials() {
+  Credentials c;
+  if (!env("AWS_ACCESS_KEY_ID").empty() && !env("AWS_SECRET_ACCESS_KEY").empty()) {
+    c.key = env("AWS_ACCESS_KEY_ID");
+    c.secret = env("AWS_SECRET_ACCESS_KEY");
+    c.token = env("AWS_SESSION_TOKEN");
+    return c;
+  }
+  std::string file = env("AWS_SHARED_CREDENTIALS_FILE");
+  if (file.empty() && !env("HOME").empty()) file = env("HOME") + "/.aws/credentials";
+  std::string profile = env("AWS_PROFILE").empty() ? "default" : env("AWS_PROFILE");
+  std::ifstream in(file);
+  std::string line, section;
+  Credentials found;
+  bool any = false;
+  while (std::getline(in, line)) {
+    auto t = std::string(pier::str::trim(line));
+    if (t.empty() || t[0] == '#' || t[0] == ';') continue;
+    if (t.front() == '[' && t.back() == ']') {
+      section = std::string(pier::str::trim(std::string_view(t).substr(1, t.size() - 2)));
+      continue;
+    }
+    if (section != profile) continue;
+    auto eq = t.find('=');
+    if (eq == std::string::npos) continue;
+    auto k = std::string(pier::str::trim(std::string_view(t).substr(0, eq)));
+    auto v = std::string(pier::str::trim(std::string_view(t).substr(eq + 1)));
+    if (k == "aws_access_key_id") found.key = v, any = true;
+    if (k == "aws_secret_access_key") found.secret = v;
+    if (k == "aws_session_token") found.token = v;
+  }
+  return any ? found : c;
+}
+
+struct Endpoint {
+  std::string host = "127.0.0.1", port = "4566";
+};
+
+std::optional<Endpoint> parse_endpoint(std::string url) {
+  if (url.starts_with("http://")) url = url.substr(7);
+  else return std::nullopt;
+  auto slash = url.find('/');
+  url = url.substr(0, slash);
+  Endpoint e;
+  auto colon = url.rfind(':');
+  if (colon == std::string::npos) {
+    e.host = url;
+    e.port = "80";
+  } else {
+    e.host = url.substr(0, colon);
+    e.port = url.substr(colon + 1);
+  }
+  return e;
+}
+
+struct Reply {
+  unsigned status = 0;
+  std::string body;
+};
+
+std::optional<Reply> send(const Endpoint& ep, bhttp::request<bhttp::string_body>& req, std::string& err) {
+  try {
+    asio::io_context ioc;
+    asio::ip::tcp::resolver resolver(ioc);
+    beast::tcp_stream stream(ioc);
+    stream.expires_after(std::chrono::seconds(30));
+    stream.connect(resolver.resolve(ep.host, ep.port));
+    bhttp::write(stream, req);
+    beast::flat_buffer buf;
+    bhttp::response<bhttp::string_body> res;
+    bhttp::read(stream, buf, res);
+    return Reply{res.result_int(), res.body()};
+  } catch (const std::exception& e) {
+    err = e.what();
+    return std::nullopt;
+  }
+}
+
+// A signed JSON-protocol or query call.
+std::optional<Reply> call_query(const Endpoint& ep, const std::string& service, const std::string& body,
+                                std::string& err) {
+  std::string region = env("AWS_REGION").empty() ? env("AWS_DEFAULT_REGION") : env("AWS_REGION");
+  if (region.empty()) region = "us-east-1";
+  Credentials c = credentials();
+  pier::aws::sigv4::WireRequest w;
+  w.method = "POST";
+  w.path = "/";
+  w.headers = {{"Host", ep.host + ":" + ep.port},
+               {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
+  w.body = body;
+  pier::aws::sigv4::sign(w, c.key, c.secret, region, service, std::chrono::system_clock::now(), c.token);
+  bhttp::request<bhttp::string_body> req{bhttp::verb::post, "/", 11};
+  for (const auto& [k, v] : w.headers) req.set(k, v);
+  req.body() = body;
+  req.prepare_payload();
+  return send(ep, req, err);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"pier — a local AWS container environment"};
+  std::string endpoint = env("AWS_ENDPOINT_URL").empty() ? "http://127.0.0.1:4566" : env("AWS_ENDPOINT_URL");
+  app.add_option("--endpoint", endpoint, "pierd's URL (default $AWS_ENDPOINT_URL, else http://127.0.0.1:4566)");
+  app.require_subcommand(1);
+  auto* status = app.add_subcommand("status", "show what pierd serves and who you are to it");
+  auto* whoami = app.add_subcommand("whoami", "sts get-caller-identity");
+  CLI11_PARSE(app, argc, argv);
+
+  auto ep = parse_endpoint(endpoint);
+  if (!ep) {
+    fmt::print(stderr, "pier: --endpoint must be an http:// URL, got '{}'\n", endpoint);
+    return 2;
+  }
+  std::string err;
+  if (*status) {
+    bhttp::request<bhttp::string_body> req{bhttp::verb::get, "/_pier/health", 11};
+    req.set(bhttp::field::host, ep->host);
+    auto r = send(*ep, req, err);
+    if (!r) {
+      fmt::print(stderr, "pier: pierd is not reachable at {}: {}\n", endpoint, err);
+      return 1;
+    }
+    boost::system::error_code ec;
+    auto v = json::parse(r->body, ec);
+    if (ec || !v.is_object()) {
+      fmt::print(stderr, "pier: unexpected answer from {}\n", endpoint);
+      return 1;
+    }
+    fmt::print("pierd at {}: {}\n", endpoint, json::value_to<std::string>(v.as_object()["status"]));
+    std::string list;
+    for (const auto& s : v.as_object()["services"].as_array()) list += " " + json::value_to<std::string>(s);
+    fmt::print("services:{}\n", list);
+  }
+  if (*status || *whoami) {
+    auto r = call_query(*ep, "sts", "Action=GetCallerIdentity&Version=2011-06-15", err);
+    if (!r) {
+      fmt::print(stderr, "pier: {}\n", err);
+      return 1;
+    }
+    auto grab = [&](std::string_view tag) {
+      auto b = r->body.find(fmt::format("<{}>", tag));
+      auto e = r->body.find(fmt::format("</{}>", tag));
+      if (b == std::string::npos || e == std::string::npos) return std::string();
+      b += tag.size() + 2;
+      return r->body.substr(b, e - b);
+    };
+    if (r->status != 200) {
+      fmt::print(stderr, "pier: {}: {}\n", grab("Code"), grab("Message"));
+      return 1;
+    }
+    fmt::print("caller: {} (account {})\n", grab("Arn"), grab("Account"));
+  }
+  return 0;
+}

@@ -1,0 +1,27 @@
+// The explicit list of services pierd serves (explicit lists survive static
+// linking; self-registering globals may not).
+#pragma once
+
+#include <memory>
+
+#include "aws/dispatcher.h"
+#include "store/store.h"
+
+namespace pier::pierd {
+
+struct Builtins;
+
+// Builds every service over the store and registers it with the dispatcher.
+class Services {
+ public:
+  static Result<std::unique_ptr<Services>> create(store::Store& store, const std::string& model_dir,
+                                                  time::Clock clock);
+  ~Services();
+  aws::Dispatcher& dispatcher();
+
+ private:
+  Services() = default;
+  std::unique_ptr<Builtins> b_;
+};
+
+}  // namespace pier::pierd

@@ -1,0 +1,140 @@
+// pierd: the pier control plane. One endpoint for every AWS API.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <sys/file.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include "aws/model.h"
+#include "common/log.h"
+#include "http/server.h"
+#include "pierd/builtins.h"
+#include "store/store.h"
+
+namespace {
+
+bool split_listen(const std::string& listen, std::string& host, uint16_t& port) {
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos) return false;
+  host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  try {
+    int p = std::stoi(listen.substr(colon + 1));
+    if (p < 0 || p > 65535) return false;
+    port = static_cast<uint16_t>(p);
+  } catch (...) {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"pierd — a local AWS container environment"};
+  std::string listen = "127.0.0.1:4566";
+  const char* env_home = std::getenv("PIER_HOME");
+  std::string home = env_home && *env_home ? env_home : "/var/lib/pier";
+  std::string models = pier::aws::default_model_dir();
+  std::string level = "info";
+  unsigned threads = std::max(2u, std::thread::hardware_concurrency());
+  app.add_option("--listen", listen, "HOST:PORT to serve on (PORT 0: any free port)");
+  app.add_option("--home", home, "state directory (default $PIER_HOME, else /var/lib/pier)");
+  app.add_option("--models", models, "directory of AWS service models");
+  app.add_option("--log-level", level, "trace, debug, info, warn, error");
+  app.add_option("--threads", threads, "network threads");
+  CLI11_PARSE(app, argc, argv);
+
+  pier::log::init(level);
+  auto log = pier::log::get("pierd");
+
+  std::string host;
+  uint16_t port = 0;
+  if (!split_listen(listen, host, port)) {
+    fmt::print(stderr, "pierd: --listen wants HOST:PORT, got '{}'\n", listen);
+    return 2;
+  }
+
+  std::error_code ec;
+  std::filesystem::create_directories(home, ec);
+  // One pierd per home: a second one would be a second writer.
+  std::string lock_path = (std::filesystem::path(home) / "pierd.lock").string();
+  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    fmt::print(stderr, "pierd: another pierd is using the home '{}'\n", home);
+    return 1;
+  }
+
+  auto store = pier::store::Store::open(home);
+  if (!store.ok()) {
+    fmt::print(stderr, "pierd: {}\n", store.error().message);
+    return 1;
+  }
+  auto services = pier::pierd::Services::create(**store, models, pier::time::system_clock());
+  if (!services.ok()) {
+    fmt::print(stderr, "pierd: {}\n", services.error().message);
+    return 1;
+  }
+  auto& dispatcher = (*services)->dispatcher();
+  dispatcher.add_unsigned({"GET", "/_pier/health", [&dispatcher](pier::http::Request& req, const pier::http::Peer&) {
+    boost::json::array svcs;
+    for (const auto& s : dispatcher.services()) svcs.emplace_back(s);
+    boost::json::object body{{"status", "ok"}, {"services", svcs}};
+    return pier::http::make_response(req.version(), boost::beast::http::status::ok,
+                                     "application/json", boost::json::serialize(body));
+  }});
+
+  boost::asio::io_context ioc{static_cast<int>(threads)};
+  pier::http::Server server(ioc, [&dispatcher](pier::http::Request& req, const pier::http::Peer& peer) {
+    return dispatcher.handle(req, peer);
+  });
+  auto ep = server.listen(host, port);
+  if (!ep.ok()) {
+    fmt::print(stderr, "pierd: {}\n", ep.error().message);
+    return 1;
+  }
+  server.start();
+
+  boost::asio::signal_set signals(ioc, SIGTERM, SIGINT);
+  boost::asio::steady_timer drain(ioc);
+  auto deadline = std::make_shared<std::chrono::steady_clock::time_point>();
+  std::function<void()> poll;
+  poll = [&] {
+    if (server.active() == 0 || std::chrono::steady_clock::now() > *deadline) {
+      server.close_all();
+      ioc.stop();
+      return;
+    }
+    drain.expires_after(std::chrono::milliseconds(20));
+    drain.async_wait([&](boost::system::error_code) { poll(); });
+  };
+  signals.async_wait([&](boost::system::error_code e, int sig) {
+    if (e) return;
+    log->info("signal {}: shutting down", sig);
+    server.shutdown();
+    *deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    poll();
+  });
+
+  std::string shown_host = ep->address().is_v6() ? "[" + ep->address().to_string() + "]" : ep->address().to_string();
+  std::string services_list;
+  for (const auto& s : dispatcher.services()) services_list += (services_list.empty() ? "" : " ") + s;
+  log->info("home {} (schema v{}), models {}, services: {}", home, (*store)->schema_version(), models,
+            services_list);
+  std::printf("pierd: ready on http://%s:%u\n", shown_host.c_str(), ep->port());
+  std::fflush(stdout);
+
+  std::vector<std::thread> pool;
+  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&ioc] { ioc.run(); });
+  ioc.run();
+  for (auto& t : pool) t.join();
+  log->info("stopped");
+  return 0;
+}

@@ -1,0 +1,26 @@
+// The ECS control plane: clusters, task definitions and tags. Tasks and
+// services come with the task controller (issue 5). Thread-safe: all state
+// is in the store.
+#pragma once
+
+#include "aws/dispatcher.h"
+#include "store/store.h"
+
+namespace pier::svc::ecs {
+
+class EcsService {
+ public:
+  explicit EcsService(store::Store& store);
+  aws::ServiceDef definition();
+
+ private:
+  store::Store& store_;
+};
+
+// Fargate's task sizes: whether cpu units and memory MiB form a valid pair.
+bool fargate_size_valid(int64_t cpu, int64_t memory);
+// "256", "0.25 vCPU", "1024 CPU" → cpu units; "512", "0.5 GB", "512 MiB" → MiB.
+std::optional<int64_t> parse_cpu(std::string_view s);
+std::optional<int64_t> parse_memory(std::string_view s);
+
+}  // namespace pier::svc::ecs

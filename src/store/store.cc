@@ -1,0 +1,139 @@
+#include "store/store.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+
+#include "common/log.h"
+
+namespace pier::store {
+
+const std::vector<std::string>& migrations() {
+  // Append only: a released migration is never edited, so that every store
+  // can be brought from any earlier version to the newest.
+  static const std::vector<std::string> kMigrations = {
+      // 1: the foundation — tags, ECS control plane, IAM, STS.
+      R"sql(
+CREATE TABLE tags (
+  arn TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+  PRIMARY KEY (arn, key));
+CREATE TABLE ecs_clusters (
+  account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL,
+  arn TEXT NOT NULL UNIQUE, status TEXT NOT NULL, doc TEXT NOT NULL,
+  PRIMARY KEY (account, region, name));
+CREATE TABLE ecs_task_definitions (
+  account TEXT NOT NULL, region TEXT NOT NULL, family TEXT NOT NULL,
+  revision INTEGER NOT NULL, arn TEXT NOT NULL UNIQUE, status TEXT NOT NULL,
+  doc TEXT NOT NULL,
+  PRIMARY KEY (account, region, family, revision));
+CREATE TABLE iam_roles (
+  account TEXT NOT NULL, name TEXT NOT NULL COLLATE NOCASE, arn TEXT NOT NULL UNIQUE,
+  role_id TEXT NOT NULL, doc TEXT NOT NULL,
+  PRIMARY KEY (account, name));
+CREATE TABLE iam_role_policies (
+  account TEXT NOT NULL, role TEXT NOT NULL COLLATE NOCASE, name TEXT NOT NULL,
+  document TEXT NOT NULL,
+  PRIMARY KEY (account, role, name));
+CREATE TABLE iam_policies (
+  account TEXT NOT NULL, arn TEXT NOT NULL PRIMARY KEY, name TEXT NOT NULL COLLATE NOCASE,
+  doc TEXT NOT NULL,
+  UNIQUE (account, name));
+CREATE TABLE iam_policy_versions (
+  arn TEXT NOT NULL, version_id TEXT NOT NULL, document TEXT NOT NULL,
+  created REAL NOT NULL,
+  PRIMARY KEY (arn, version_id));
+CREATE TABLE iam_role_attachments (
+  account TEXT NOT NULL, role TEXT NOT NULL COLLATE NOCASE, policy_arn TEXT NOT NULL,
+  PRIMARY KEY (account, role, policy_arn));
+CREATE TABLE sts_credentials (
+  access_key TEXT NOT NULL PRIMARY KEY, secret TEXT NOT NULL, session_token TEXT NOT NULL,
+  account TEXT NOT NULL, principal_arn TEXT NOT NULL, role_arn TEXT NOT NULL,
+  role_id TEXT NOT NULL, session_name TEXT NOT NULL, expires REAL NOT NULL);
+)sql",
+  };
+  return kMigrations;
+}
+
+namespace {
+
+Status configure(Db& db) {
+  // WAL + synchronous=FULL: a COMMIT that returned is on disk; a crash at any
+  // point leaves the last committed state, and readers never block the writer.
+  PIER_TRY(db.exec("PRAGMA journal_mode=WAL"));
+  PIER_TRY(db.exec("PRAGMA synchronous=FULL"));
+  PIER_TRY(db.exec("PRAGMA foreign_keys=ON"));
+  return {};
+}
+
+Result<int> user_version(Db& db) {
+  PIER_ASSIGN(Stmt * s, db.prepare("PRAGMA user_version"));
+  PIER_ASSIGN(bool row, s->step());
+  int v = row ? static_cast<int>(s->integer(0)) : 0;
+  s->reset();
+  return v;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Db>> Store::open_connection() {
+  PIER_ASSIGN(auto db, Db::open(path_));
+  PIER_TRY(configure(*db));
+  return db;
+}
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Error::internal(fmt::format("store: create '{}': {}", dir, ec.message()));
+  std::unique_ptr<Store> st(new Store());
+  st->path_ = (std::filesystem::path(dir) / "pier.db").string();
+  PIER_ASSIGN(st->writer_, st->open_connection());
+  Db& db = *st->writer_;
+
+  PIER_ASSIGN(int version, user_version(db));
+  const auto& all = migrations();
+  if (version > static_cast<int>(all.size()))
+    return Error::internal(fmt::format(
+        "store '{}' has schema version {}, newer than this pierd knows ({})", st->path_,
+        version, all.size()));
+  // Each migration and its version bump commit together, so a crash between
+  // two migrations leaves a store at a well-defined version.
+  for (int v = version; v < static_cast<int>(all.size()); ++v) {
+    PIER_TRY(db.exec("BEGIN IMMEDIATE"));
+    auto s = db.exec(all[static_cast<size_t>(v)]);
+    if (s.ok()) s = db.exec(fmt::format("PRAGMA user_version={}", v + 1));
+    if (!s.ok()) {
+      (void)db.exec("ROLLBACK");
+      return Error::internal(
+          fmt::format("store: migration {} failed: {}", v + 1, s.error().message));
+    }
+    PIER_TRY(db.exec("COMMIT"));
+    log::get("store")->info("schema migrated to version {}", v + 1);
+  }
+  st->schema_version_ = static_cast<int>(all.size());
+  return st;
+}
+
+Store::Lease::Lease(Store& s) : store(s) {
+  {
+    std::lock_guard lock(s.pool_mu_);
+    if (!s.pool_.empty()) {
+      db = std::move(s.pool_.back());
+      s.pool_.pop_back();
+      return;
+    }
+  }
+  auto r = s.open_connection();
+  // Opening a second connection to a database that is already open can only
+  // fail if the process ran out of file descriptors or memory; fall back to
+  // nothing and let the caller's statement fail cleanly.
+  if (r.ok()) db = std::move(r).value();
+}
+
+Store::Lease::~Lease() {
+  if (!db) return;
+  std::lock_guard lock(store.pool_mu_);
+  if (store.pool_.size() < 8) store.pool_.push_back(std::move(db));
+}
+
+}  // namespace pier::store
