@@ -183,7 +183,8 @@ std::string canonical_request(const WireRequest& req, const Claim& claim, const 
   if (opt.s3) {
     out += req.path.empty() ? "/" : req.path;
   } else {
-    std::string path = normalize_path(req.path.empty() ? "/" : req.path);
+    std::string raw = req.path.empty() ? "/" : req.path;
+    std::string path = opt.normalize ? normalize_path(raw) : raw;
     out += str::uri_encode(path, /*keep_slash=*/true);
   }
   out += '\n';
@@ -193,6 +194,7 @@ std::string canonical_request(const WireRequest& req, const Claim& claim, const 
   std::vector<std::pair<std::string, std::string>> enc;
   for (const auto& [k, v] : q) {
     if (claim.presigned && k == "X-Amz-Signature") continue;
+    if (claim.presigned && opt.token_after_signing && k == "X-Amz-Security-Token") continue;
     enc.emplace_back(str::uri_encode(k), str::uri_encode(v));
   }
   std::sort(enc.begin(), enc.end());
@@ -290,10 +292,17 @@ Status verify(const WireRequest& req, const Claim& claim, std::string_view secre
       return Error::unauthenticated(opt.s3 ? "RequestTimeTooSkewed" : "SignatureExpired", msg);
     }
   }
-  std::string canonical = canonical_request(req, claim, opt);
-  std::string sts = string_to_sign(claim, canonical);
-  std::string expected = signature(secret, claim, sts);
-  if (!crypto::constant_time_equal(expected, str::lower(claim.signature)))
+  auto matches = [&](const Options& o) {
+    std::string sts = string_to_sign(claim, canonical_request(req, claim, o));
+    return crypto::constant_time_equal(signature(secret, claim, sts), str::lower(claim.signature));
+  };
+  bool ok = matches(opt);
+  if (!ok && claim.presigned && !claim.security_token.empty()) {
+    Options after = opt;
+    after.token_after_signing = true;
+    ok = matches(after);
+  }
+  if (!ok)
     return Error::unauthenticated(
         "SignatureDoesNotMatch",
         "The request signature we calculated does not match the signature you provided. Check "

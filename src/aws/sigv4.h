@@ -53,7 +53,14 @@ struct Options {
   // S3 signs the path as sent and does not normalize it; every other service
   // normalizes and encodes it once more.
   bool s3 = false;
+  // Whether dot segments and empty segments are removed before encoding
+  // (every SDK does; the test suite has cases without).
+  bool normalize = true;
   std::chrono::seconds window{300};
+  // Presigned URLs whose X-Amz-Security-Token was appended after signing (as
+  // some clients do for STS credentials) leave it out of the canonical query.
+  // verify() tries both forms.
+  bool token_after_signing = false;
 };
 
 std::string canonical_request(const WireRequest& req, const Claim& claim, const Options& opt);
