@@ -696,6 +696,18 @@ Result<const Operation*> resolve_operation(const ServiceModel& m, const http::Re
         if (op.http_method != req.method_string()) continue;
         std::map<std::string, std::string> labels;
         int score = match_template(parse_template(op.request_uri), url, labels);
+        if (score < 0) continue;
+        // Operations that share a path are told apart by the headers they
+        // require (S3's CopyObject is a PutObject with x-amz-copy-source).
+        bool headers_ok = true;
+        if (op.input) {
+          for (const auto& mem : op.input->members) {
+            if (mem.location != "header" || !op.input->required.count(mem.name)) continue;
+            if (req.find(mem.location_name) == req.end()) headers_ok = false;
+            else score += 100;
+          }
+        }
+        if (!headers_ok) continue;
         if (score > best_score) {
           best_score = score;
           best = &op;
