@@ -15,6 +15,23 @@ namespace pier::aws {
 
 namespace bhttp = boost::beast::http;
 
+namespace {
+// The path alone: a query string may hold a presigned signature or token.
+std::string_view url_path(std::string_view target) { return target.substr(0, target.find('?')); }
+
+std::string redact_token(std::string text) {
+  for (std::string_view key : {"x-amz-security-token:", "X-Amz-Security-Token="}) {
+    for (size_t pos = text.find(key); pos != std::string::npos; pos = text.find(key, pos + 1)) {
+      size_t start = pos + key.size();
+      size_t end = text.find_first_of("&\n", start);
+      if (end == std::string::npos) end = text.size();
+      text.replace(start, end - start, "****");
+    }
+  }
+  return text;
+}
+}  // namespace
+
 Dispatcher::Dispatcher(std::string model_dir, IdentityProvider* identities, time::Clock clock)
     : model_dir_(std::move(model_dir)), identities_(identities), clock_(std::move(clock)) {}
 
@@ -63,7 +80,7 @@ http::Response Dispatcher::handle(http::Request& req, const http::Peer& peer) {
                 .count();
   // One access line per request. Never the Authorization header, tokens or bodies.
   log::get("access")->info("{} {} service={} action={} status={} code={} latency_us={} id={} src={}",
-                           req.method_string(), std::string_view(req.target()).substr(0, 200),
+                           req.method_string(), std::string_view(url_path(req.target())).substr(0, 200),
                            ctx.service.empty() ? "-" : ctx.service,
                            ctx.action.empty() ? "-" : ctx.action, res.result_int(),
                            error_code.empty() ? "-" : error_code, us, ctx.request_id,
@@ -133,7 +150,15 @@ http::Response Dispatcher::dispatch(http::Request& req, const http::Peer& peer,
   opt.window = opt.s3 ? std::chrono::seconds(900) : std::chrono::seconds(300);
   auto now = clock_();
   ctx.now = time::epoch(now);
-  if (auto v = sigv4::verify(wire, *claim, who.secret, now, opt); !v.ok()) return fail(v.error());
+  std::string canonical;
+  if (auto v = sigv4::verify(wire, *claim, who.secret, now, opt, &canonical); !v.ok()) {
+    // The canonical request is what a client author needs to see; its one
+    // secret, a session token, is masked.
+    if (v.error().code == "SignatureDoesNotMatch")
+      log::get("aws")->debug("signature mismatch (id={}); canonical request:\n{}", ctx.request_id,
+                             redact_token(canonical));
+    return fail(v.error());
+  }
   if (!who.session_token.empty()) {
     if (claim->security_token != who.session_token)
       return fail(Error::unauthenticated("InvalidClientTokenId",
@@ -178,7 +203,7 @@ http::Response Dispatcher::dispatch(http::Request& req, const http::Peer& peer,
 
 Status Dispatcher::authorize(RequestContext& ctx, const Action& action, const json::object& input) {
   // The account's root user is allowed everything, as on AWS.
-  if (ctx.principal.kind == Principal::Kind::kRoot) return {};
+  if (ctx.principal.kind == Principal::Kind::kRoot || action.needs_no_permission) return {};
   Authz az = action.resource ? action.resource(ctx, input) : Authz{};
   iam::Request r;
   r.action = action.iam_action;

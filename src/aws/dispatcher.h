@@ -78,6 +78,7 @@ struct Action {
   Handler handler;         // null: listed but not implemented yet
   std::string iam_action;  // empty: "<signing name>:<name>"
   ResourceFn resource;     // null: "*"
+  bool needs_no_permission = false;  // as sts:GetCallerIdentity on AWS
 };
 
 struct ServiceDef {

@@ -225,7 +225,7 @@ std::string canonical_request(const WireRequest& req, const Claim& claim, const 
   // UNSIGNED-PAYLOAD for presigned S3 URLs, else the hash of the body.
   if (const auto* h = header(req, "x-amz-content-sha256")) {
     out += std::string(str::trim(*h));
-  } else if (opt.s3 && claim.presigned) {
+  } else if ((opt.s3 || opt.unsigned_payload) && claim.presigned) {
     out += "UNSIGNED-PAYLOAD";
   } else {
     out += str::hex(crypto::sha256(req.body));
@@ -247,7 +247,8 @@ std::string signature(std::string_view secret, const Claim& claim, std::string_v
 }
 
 Status verify(const WireRequest& req, const Claim& claim, std::string_view secret,
-              std::chrono::system_clock::time_point now, const Options& opt) {
+              std::chrono::system_clock::time_point now, const Options& opt,
+              std::string* canonical_out) {
   auto t = time::parse_amz_date(claim.amz_date);
   if (!t) {
     // A Date header in RFC 1123 form is legal for the header form; pier's
@@ -293,14 +294,19 @@ Status verify(const WireRequest& req, const Claim& claim, std::string_view secre
     }
   }
   auto matches = [&](const Options& o) {
-    std::string sts = string_to_sign(claim, canonical_request(req, claim, o));
+    std::string canonical = canonical_request(req, claim, o);
+    std::string sts = string_to_sign(claim, canonical);
+    if (canonical_out && canonical_out->empty()) *canonical_out = canonical;
     return crypto::constant_time_equal(signature(secret, claim, sts), str::lower(claim.signature));
   };
   bool ok = matches(opt);
-  if (!ok && claim.presigned && !claim.security_token.empty()) {
-    Options after = opt;
-    after.token_after_signing = true;
-    ok = matches(after);
+  // Presigned URLs come in variants the signature alone cannot tell apart.
+  for (int variant = 1; !ok && claim.presigned && variant < 4; ++variant) {
+    Options v = opt;
+    v.unsigned_payload = variant & 1;
+    v.token_after_signing = variant & 2;
+    if (v.token_after_signing && claim.security_token.empty()) continue;
+    ok = matches(v);
   }
   if (!ok)
     return Error::unauthenticated(

@@ -61,6 +61,9 @@ struct Options {
   // some clients do for STS credentials) leave it out of the canonical query.
   // verify() tries both forms.
   bool token_after_signing = false;
+  // Presigned URLs from the SDKs sign UNSIGNED-PAYLOAD (S3 always does);
+  // the test suite signs the body's hash. verify() tries both.
+  bool unsigned_payload = false;
 };
 
 std::string canonical_request(const WireRequest& req, const Claim& claim, const Options& opt);
@@ -70,7 +73,8 @@ std::string signature(std::string_view secret, const Claim& claim, std::string_v
 // Verifies the claim: the signature for the secret, the time window (header
 // form) or the expiry (presigned), and that host is signed.
 Status verify(const WireRequest& req, const Claim& claim, std::string_view secret,
-              std::chrono::system_clock::time_point now, const Options& opt);
+              std::chrono::system_clock::time_point now, const Options& opt,
+              std::string* canonical_out = nullptr);
 
 // Signs req in place (header form) — used by the pier CLI and by tests.
 void sign(WireRequest& req, std::string_view access_key, std::string_view secret,

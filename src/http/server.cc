@@ -104,7 +104,12 @@ awaitable<void> Server::serve(std::shared_ptr<Conn> conn) {
     auto [ec, n] = co_await bhttp::async_read_header(conn->stream, buffer, parser, kTuple);
     conn->idle = false;
     if (ec) {
-      if (ec == bhttp::error::header_limit) {
+      if (ec == bhttp::error::body_limit) {
+        auto res = make_response(11, bhttp::status::payload_too_large, "text/plain",
+                                 "request body too large\n");
+        res.keep_alive(false);
+        co_await bhttp::async_write(conn->stream, res, kTuple);
+      } else if (ec == bhttp::error::header_limit) {
         auto res = make_response(11, bhttp::status::request_header_fields_too_large, "text/plain",
                                  "request header too large\n");
         res.keep_alive(false);

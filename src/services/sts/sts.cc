@@ -52,7 +52,7 @@ aws::ServiceDef StsService::definition() {
     return json::object{{"UserId", ctx.principal.user_id},
                         {"Account", ctx.principal.account},
                         {"Arn", ctx.principal.arn}};
-  }, "sts:GetCallerIdentity", nullptr});
+  }, "sts:GetCallerIdentity", nullptr, /*needs_no_permission=*/true});
 
   def.actions.push_back({"AssumeRole", [this](RequestContext& ctx, json::object& in) -> Result<json::object> {
     std::string role_arn = get_string(in, "RoleArn");

@@ -1,0 +1,269 @@
+"""Starts a pierd of its own for a test, and the helpers the e2e tests share.
+
+Every test gets a fresh --home under a temporary directory and a free port;
+pierd is stopped by its pid and its home removed when the test ends.
+"""
+import datetime
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+import boto3
+import botocore.session
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.config import Config
+
+BUILD = os.environ.get("PIER_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+PIERD = os.path.join(BUILD, "bin", "pierd")
+PIER = os.path.join(BUILD, "bin", "pier")
+AWS_V1 = shutil.which("aws")  # the pip-installed v1 that comes with the machine
+AWS_V2 = "/usr/bin/aws"       # Debian's awscli (v2)
+
+ENV = dict(os.environ)
+ENV.update({
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_PAGER": "",
+    "AWS_CONFIG_FILE": "/dev/null",
+    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+})
+ENV.pop("AWS_SESSION_TOKEN", None)
+ENV.pop("AWS_PROFILE", None)
+
+
+class Pierd:
+    """One pierd process with its own home and port."""
+
+    def __init__(self, home=None, extra_args=()):
+        self.tmp = None
+        if home is None:
+            self.tmp = tempfile.mkdtemp(prefix="pier-e2e-")
+            home = os.path.join(self.tmp, "home")
+        self.home = home
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.endpoint = None
+        self.log_path = os.path.join(os.path.dirname(home), "pierd-%d.log" % id(self))
+
+    def start(self, timeout=10):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([PIERD, "--listen", "127.0.0.1:0", "--home", self.home] + self.extra_args,
+                                     stdout=subprocess.PIPE, stderr=self.log)
+        deadline = time.time() + timeout
+        line = self.proc.stdout.readline().decode()
+        if "ready on " not in line:
+            raise RuntimeError("pierd did not start: %r (log %s)" % (line, self.log_path))
+        self.endpoint = line.strip().split("ready on ", 1)[1]
+        self.port = int(self.endpoint.rsplit(":", 1)[1])
+        if time.time() > deadline:
+            raise RuntimeError("pierd took too long to start")
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.proc.stdout.close()
+        if getattr(self, "log", None):
+            self.log.close()
+        return self.proc.returncode if self.proc else None
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc.stdout.close()
+        self.log.close()
+
+    def cleanup(self):
+        self.stop()
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    # -- clients -----------------------------------------------------------
+    def client(self, service, key="test", secret="test", token=None, region="us-east-1"):
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=region,
+                            aws_access_key_id=key, aws_secret_access_key=secret,
+                            aws_session_token=token,
+                            config=Config(retries={"max_attempts": 1}))
+
+    def cli(self, version, *args, env=None, check=True):
+        exe = AWS_V1 if version == 1 else AWS_V2
+        e = dict(ENV)
+        if env:
+            e.update(env)
+        cmd = [exe, "--endpoint-url", self.endpoint, "--output", "json"] + list(args)
+        p = subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=120)
+        if check and p.returncode != 0:
+            raise AssertionError("%s failed (%d): %s" % (" ".join(cmd[3:]), p.returncode, p.stderr))
+        return p
+
+    def cli_json(self, version, *args, **kw):
+        out = self.cli(version, *args, **kw).stdout
+        return json.loads(out) if out.strip() else {}
+
+    # -- raw signed requests ----------------------------------------------
+    def signed(self, method, path, service, body=b"", headers=None, key="test", secret="test",
+               when=None, region="us-east-1"):
+        url = self.endpoint + path
+        req = AWSRequest(method=method, url=url, data=body, headers=headers or {})
+        signer = SigV4Auth(Credentials(key, secret), service, region)
+        if when is not None:
+            # botocore reads the signing time from botocore.auth.get_current_datetime.
+            from unittest import mock
+            with mock.patch("botocore.auth.get_current_datetime", return_value=when):
+                signer.add_auth(req)
+        else:
+            signer.add_auth(req)
+        return raw(self.port, method, path, dict(req.headers.items()), body)
+
+
+def raw(port, method, path, headers, body=b"", timeout=10):
+    """One HTTP/1.1 request on a new connection; returns (status, headers, body)."""
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    c.request(method, path, body=body, headers=headers)
+    r = c.getresponse()
+    data = r.read()
+    hdrs = {k.lower(): v for k, v in r.getheaders()}
+    c.close()
+    return r.status, hdrs, data
+
+
+# -- checking responses against the botocore model -----------------------
+
+_session = botocore.session.get_session()
+
+
+def _check(shape, value, path, errors):
+    t = shape.type_name
+    if t == "structure":
+        if not isinstance(value, dict):
+            errors.append("%s: expected structure, got %r" % (path, type(value).__name__))
+            return
+        for k, v in value.items():
+            if k == "ResponseMetadata" and path == "$":
+                continue
+            if k not in shape.members:
+                errors.append("%s.%s: not a member of %s" % (path, k, shape.name))
+                continue
+            _check(shape.members[k], v, path + "." + k, errors)
+        for r in shape.required_members:
+            if r not in value:
+                errors.append("%s.%s: required member missing" % (path, r))
+    elif t == "list":
+        if not isinstance(value, list):
+            errors.append("%s: expected list" % path)
+            return
+        for i, v in enumerate(value):
+            _check(shape.member, v, "%s[%d]" % (path, i), errors)
+    elif t == "map":
+        if not isinstance(value, dict):
+            errors.append("%s: expected map" % path)
+            return
+        for k, v in value.items():
+            _check(shape.value, v, "%s[%s]" % (path, k), errors)
+    elif t == "string":
+        if not isinstance(value, str):
+            errors.append("%s: expected string, got %r" % (path, value))
+        elif shape.enum and value not in shape.enum:
+            errors.append("%s: %r not in enum %s" % (path, value, shape.name))
+    elif t in ("integer", "long"):
+        if not isinstance(value, int) or isinstance(value, bool):
+            errors.append("%s: expected integer, got %r" % (path, value))
+    elif t in ("float", "double"):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            errors.append("%s: expected number, got %r" % (path, value))
+    elif t == "boolean":
+        if not isinstance(value, bool):
+            errors.append("%s: expected boolean, got %r" % (path, value))
+    elif t == "timestamp":
+        if not isinstance(value, (datetime.datetime, int, float)):
+            errors.append("%s: expected timestamp, got %r" % (path, value))
+    elif t == "blob":
+        if not isinstance(value, (bytes, bytearray)) and not hasattr(value, "read"):
+            errors.append("%s: expected blob" % path)
+
+
+class ShapeChecked:
+    """Wraps a boto3 client: every call's parsed result, and for JSON services
+    its raw body, is checked against the operation's output shape in the
+    newest botocore model on the machine."""
+
+    def __init__(self, client, testcase):
+        self._c = client
+        self._t = testcase
+        self._raw = {}
+        client.meta.events.register("after-call", self._after_call)
+
+    def _after_call(self, http_response, parsed, model, **_):
+        self._raw["last"] = (http_response, model)
+
+    def __getattr__(self, name):
+        fn = getattr(self._c, name)
+        if not callable(fn) or name.startswith("_") or name in ("get_paginator", "get_waiter",
+                                                                 "generate_presigned_url", "can_paginate"):
+            return fn
+
+        def call(**kw):
+            result = fn(**kw)
+            http_response, op_model = self._raw["last"]
+            errors = []
+            if op_model.output_shape is not None:
+                _check(op_model.output_shape, result, "$", errors)
+                if self._c.meta.service_model.protocol == "json" and http_response.content:
+                    body = json.loads(http_response.content)
+                    raw_errors = []
+                    _check_raw_json(op_model.output_shape, body, "$", raw_errors)
+                    errors += raw_errors
+            self._t.assertEqual(errors, [], "%s output does not match the model" % name)
+            return result
+        return call
+
+
+def _check_raw_json(shape, value, path, errors):
+    """The raw JSON body: no member the model does not have, numbers as
+    numbers (timestamps are epoch seconds in the JSON protocols)."""
+    t = shape.type_name
+    if t == "structure" and isinstance(value, dict):
+        for k, v in value.items():
+            if k not in shape.members:
+                errors.append("raw %s.%s: not a member of %s" % (path, k, shape.name))
+            else:
+                _check_raw_json(shape.members[k], v, path + "." + k, errors)
+    elif t == "list" and isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_raw_json(shape.member, v, "%s[%d]" % (path, i), errors)
+    elif t == "map" and isinstance(value, dict):
+        for k, v in value.items():
+            _check_raw_json(shape.value, v, "%s[%s]" % (path, k), errors)
+    elif t == "timestamp" and not isinstance(value, (int, float)):
+        errors.append("raw %s: timestamp is not epoch seconds: %r" % (path, value))
+
+
+class PierTestCase(unittest.TestCase):
+    """A test case with its own pierd, started before each test."""
+
+    def setUp(self):
+        self.pierd = Pierd().start()
+        self.addCleanup(self.pierd.cleanup)
+
+    def checked(self, service, **kw):
+        return ShapeChecked(self.pierd.client(service, **kw), self)
