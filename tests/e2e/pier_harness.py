@@ -181,6 +181,8 @@ def _check(shape, value, path, errors):
         for k, v in value.items():
             _check(shape.value, v, "%s[%s]" % (path, k), errors)
     elif t == "string":
+        if shape.name == "policyDocumentType" and isinstance(value, dict):
+            return  # botocore decodes IAM's URL-encoded policy documents into dicts
         if not isinstance(value, str):
             errors.append("%s: expected string, got %r" % (path, value))
         elif shape.enum and value not in shape.enum:
