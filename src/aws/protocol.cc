@@ -673,7 +673,8 @@ Result<const Operation*> resolve_operation(const ServiceModel& m, const http::Re
       std::string_view name = dot == std::string_view::npos ? target : target.substr(dot + 1);
       const Operation* op = m.find_operation(name);
       if (!op || (!m.target_prefix.empty() && prefix != m.target_prefix))
-        return Error::invalid("UnknownOperation", "");
+        return Error::invalid("UnknownOperation",
+                              fmt::format("Unknown operation {}", std::string_view(target).substr(0, 200)));
       return op;
     }
     case Protocol::kQuery:
