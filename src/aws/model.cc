@@ -24,6 +24,10 @@ std::string_view protocol_name(Protocol p) {
 }
 
 const Member* Shape::find_member(std::string_view member_name) const {
+  if (!member_index.empty()) {
+    auto it = member_index.find(member_name);
+    return it == member_index.end() ? nullptr : &members[it->second];
+  }
   for (const auto& m : members)
     if (m.name == member_name) return &m;
   return nullptr;
@@ -157,6 +161,8 @@ Result<std::unique_ptr<ServiceModel>> ServiceModel::parse(std::string id,
     }
   }
   for (auto& [name, s] : m->shapes) {
+    if (s->members.size() > 8)
+      for (size_t i = 0; i < s->members.size(); ++i) s->member_index[s->members[i].name] = i;
     if (!s->exception) continue;
     m->errors_by_code[s->error_code.empty() ? name : s->error_code] = s.get();
   }

@@ -58,6 +58,8 @@ struct Shape {
   bool sensitive = false;
 
   const Member* find_member(std::string_view member_name) const;
+  // Built once the members are known (find_member uses it for larger shapes).
+  std::unordered_map<std::string_view, size_t> member_index;
 };
 
 struct Operation {

@@ -579,6 +579,64 @@ json::value json_out(const Shape& s, const json::value& v) {
   return v;
 }
 
+// Writes the output document straight to text, walking shape and value
+// together: members the shape does not have are left out, timestamps become
+// epoch seconds, blobs base64. No intermediate document is built.
+void json_write(const Shape& s, const json::value& v, std::string& out) {
+  if (s.type == "structure") {
+    out += '{';
+    bool first = true;
+    if (v.is_object()) {
+      for (const auto& [k, mv] : v.as_object()) {
+        if (mv.is_null()) continue;
+        const Member* m = s.find_member(k);
+        if (!m || !m->location.empty()) continue;
+        if (!first) out += ',';
+        first = false;
+        out += json::serialize(json::string_view(k));
+        out += ':';
+        json_write(*m->shape, mv, out);
+      }
+    }
+    out += '}';
+    return;
+  }
+  if (s.type == "list") {
+    out += '[';
+    if (v.is_array()) {
+      bool first = true;
+      for (const auto& e : v.as_array()) {
+        if (!first) out += ',';
+        first = false;
+        json_write(*s.member.shape, e, out);
+      }
+    }
+    out += ']';
+    return;
+  }
+  if (s.type == "map") {
+    out += '{';
+    if (v.is_object()) {
+      bool first = true;
+      for (const auto& [k, e] : v.as_object()) {
+        if (!first) out += ',';
+        first = false;
+        out += json::serialize(json::string_view(k));
+        out += ':';
+        json_write(*s.value.shape, e, out);
+      }
+    }
+    out += '}';
+    return;
+  }
+  if (s.type == "timestamp" || s.type == "blob" || s.type == "integer" || s.type == "long" ||
+      s.type == "float" || s.type == "double") {
+    out += json::serialize(json_out(s, v));
+    return;
+  }
+  out += json::serialize(v);
+}
+
 // ---------------------------------------------------------------- XML out
 
 std::string scalar_text(const Shape& s, const json::value& v, std::string_view ts_default) {
@@ -853,9 +911,12 @@ http::Response encode_output(const ServiceModel& m, const Operation& op, const j
                              const std::string& request_id, unsigned version) {
   switch (m.protocol) {
     case Protocol::kJson: {
-      json::value body = op.output ? json_out(*op.output, out) : json::object();
+      std::string body;
+      body.reserve(512);
+      if (op.output) json_write(*op.output, out, body);
+      else body = "{}";
       return finish(http::make_response(version, bhttp::status::ok, json_content_type(m),
-                                        json::serialize(body)),
+                                        std::move(body)),
                     request_id, true);
     }
     case Protocol::kQuery: {

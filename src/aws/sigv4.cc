@@ -238,12 +238,30 @@ std::string string_to_sign(const Claim& claim, std::string_view canonical) {
                      claim.region, claim.service, str::hex(crypto::sha256(canonical)));
 }
 
-std::string signature(std::string_view secret, const Claim& claim, std::string_view sts) {
+namespace {
+// The signing key depends only on the secret, the date, the region and the
+// service, so each thread keeps the last few it derived (as the SDKs do).
+struct KeyCacheEntry {
+  std::string secret, date, region, service, key;
+};
+std::string signing_key(std::string_view secret, const Claim& claim) {
+  thread_local std::vector<KeyCacheEntry> cache;
+  for (const auto& e : cache)
+    if (e.date == claim.date && e.region == claim.region && e.service == claim.service &&
+        crypto::constant_time_equal(e.secret, secret))
+      return e.key;
   std::string k = crypto::hmac_sha256("AWS4" + std::string(secret), claim.date);
   k = crypto::hmac_sha256(k, claim.region);
   k = crypto::hmac_sha256(k, claim.service);
   k = crypto::hmac_sha256(k, "aws4_request");
-  return str::hex(crypto::hmac_sha256(k, sts));
+  if (cache.size() >= 16) cache.erase(cache.begin());
+  cache.push_back({std::string(secret), claim.date, claim.region, claim.service, k});
+  return k;
+}
+}  // namespace
+
+std::string signature(std::string_view secret, const Claim& claim, std::string_view sts) {
+  return str::hex(crypto::hmac_sha256(signing_key(secret, claim), sts));
 }
 
 Status verify(const WireRequest& req, const Claim& claim, std::string_view secret,

@@ -3,10 +3,23 @@
 #include "common/crypto.h"
 #include "common/strings.h"
 
+#include <random>
+
 namespace pier::ids {
 
 std::string uuid4() {
-  std::string b = crypto::random_bytes(16);
+  // Request ids need uniqueness, not secrecy: a per-thread generator seeded
+  // from the OS is enough and far cheaper than the CSPRNG.
+  thread_local std::mt19937_64 gen{[] {
+    std::string seed = crypto::random_bytes(16);
+    std::seed_seq seq(seed.begin(), seed.end());
+    return std::mt19937_64(seq);
+  }()};
+  std::string b(16, '\0');
+  for (int i = 0; i < 2; ++i) {
+    uint64_t v = gen();
+    for (int j = 0; j < 8; ++j) b[static_cast<size_t>(i * 8 + j)] = static_cast<char>(v >> (8 * j));
+  }
   b[6] = static_cast<char>((b[6] & 0x0f) | 0x40);
   b[8] = static_cast<char>((b[8] & 0x3f) | 0x80);
   std::string h = str::hex(b);

@@ -18,8 +18,11 @@ struct Server::Conn {
   std::atomic<bool> idle{true};
 };
 
-Server::Server(asio::io_context& ioc, Handler handler, Options options)
-    : ioc_(ioc), handler_(std::move(handler)), options_(options), acceptor_(ioc) {}
+Server::Server(std::vector<asio::io_context*> contexts, Handler handler, Options options)
+    : contexts_(std::move(contexts)),
+      handler_(std::move(handler)),
+      options_(options),
+      acceptor_(*contexts_.at(0)) {}
 
 Server::~Server() = default;
 
@@ -42,7 +45,8 @@ void Server::start() { asio::co_spawn(acceptor_.get_executor(), accept_loop(), a
 
 awaitable<void> Server::accept_loop() {
   for (;;) {
-    auto [ec, socket] = co_await acceptor_.async_accept(asio::make_strand(ioc_), kTuple);
+    asio::io_context& target = *contexts_[next_++ % contexts_.size()];
+    auto [ec, socket] = co_await acceptor_.async_accept(target, kTuple);
     if (ec) {
       if (stopping_ || ec == asio::error::operation_aborted) co_return;
       log::get("http")->warn("accept: {}", ec.message());

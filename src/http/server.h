@@ -1,7 +1,8 @@
 // The HTTP/1.1 server every AWS API arrives through (Boost.Beast).
 //
-// One coroutine per connection, each on its own strand of a shared io_context
-// that runs on several threads. Keep-alive, chunked request bodies (Beast
+// One coroutine per connection. Connections are spread round-robin over
+// several io_contexts, each run by one thread, so that a connection never
+// moves between threads (no strand hand-offs, no shared scheduler lock). Keep-alive, chunked request bodies (Beast
 // decodes them), `Expect: 100-continue`, header and body size limits, idle
 // timeouts, and a graceful shutdown: stop accepting, finish the request in
 // flight, close idle connections, then a hard stop at the deadline.
@@ -48,7 +49,8 @@ struct Options {
 
 class Server {
  public:
-  Server(asio::io_context& ioc, Handler handler, Options options = {});
+  // contexts[0] accepts; every context serves connections.
+  Server(std::vector<asio::io_context*> contexts, Handler handler, Options options = {});
   ~Server();
 
   // Binds and listens; returns the bound endpoint (the real port when port is 0).
@@ -68,7 +70,8 @@ class Server {
   void track(const std::shared_ptr<Conn>& c);
   void untrack(const std::shared_ptr<Conn>& c);
 
-  asio::io_context& ioc_;
+  std::vector<asio::io_context*> contexts_;
+  size_t next_ = 0;
   Handler handler_;
   Options options_;
   tcp::acceptor acceptor_;

@@ -91,8 +91,17 @@ int main(int argc, char** argv) {
                                      "application/json", boost::json::serialize(body));
   }});
 
-  boost::asio::io_context ioc{static_cast<int>(threads)};
-  pier::http::Server server(ioc, [&dispatcher](pier::http::Request& req, const pier::http::Peer& peer) {
+  // One io_context per thread; the first also runs signals and the acceptor.
+  std::vector<std::unique_ptr<boost::asio::io_context>> contexts;
+  std::vector<boost::asio::io_context*> context_ptrs;
+  for (unsigned i = 0; i < std::max(1u, threads); ++i) {
+    contexts.push_back(std::make_unique<boost::asio::io_context>(1));
+    context_ptrs.push_back(contexts.back().get());
+  }
+  auto& ioc = *contexts[0];
+  std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guards;
+  for (auto& c : contexts) guards.push_back(boost::asio::make_work_guard(*c));
+  pier::http::Server server(context_ptrs, [&dispatcher](pier::http::Request& req, const pier::http::Peer& peer) {
     return dispatcher.handle(req, peer);
   });
   auto ep = server.listen(host, port);
@@ -109,7 +118,7 @@ int main(int argc, char** argv) {
   poll = [&] {
     if (server.active() == 0 || std::chrono::steady_clock::now() > *deadline) {
       server.close_all();
-      ioc.stop();
+      for (auto& c : contexts) c->stop();
       return;
     }
     drain.expires_after(std::chrono::milliseconds(20));
@@ -132,7 +141,7 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   std::vector<std::thread> pool;
-  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&ioc] { ioc.run(); });
+  for (size_t i = 1; i < contexts.size(); ++i) pool.emplace_back([c = contexts[i].get()] { c->run(); });
   ioc.run();
   for (auto& t : pool) t.join();
   log->info("stopped");

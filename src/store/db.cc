@@ -106,4 +106,14 @@ Result<Stmt*> Db::prepare(std::string_view sql) {
 
 int64_t Db::changes() const { return sqlite3_changes64(db_); }
 
+Status Db::begin_read() {
+  PIER_ASSIGN(Stmt * s, prepare("BEGIN"));
+  return s->run();
+}
+
+void Db::end_read() {
+  auto s = prepare("COMMIT");
+  if (s.ok()) (void)(*s)->run();
+}
+
 }  // namespace pier::store

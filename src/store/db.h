@@ -69,6 +69,9 @@ class Db {
   // Prepared statements are cached per connection by their SQL text.
   Result<Stmt*> prepare(std::string_view sql);
   int64_t changes() const;
+  // A read transaction, through cached statements (cheaper than exec()).
+  Status begin_read();
+  void end_read();
   sqlite3* raw() { return db_; }
 
  private:

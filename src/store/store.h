@@ -45,9 +45,9 @@ class Store {
   auto read(F&& f) -> std::invoke_result_t<F, Db&> {
     Lease lease(*this);
     if (!lease.db) return Error::internal("store: no reader connection");
-    if (auto s = lease.db->exec("BEGIN"); !s.ok()) return std::move(s).error();
+    if (auto s = lease.db->begin_read(); !s.ok()) return std::move(s).error();
     auto r = f(*lease.db);
-    (void)lease.db->exec("COMMIT");
+    lease.db->end_read();
     return r;
   }
 
