@@ -33,7 +33,11 @@ std::string redact_token(std::string text) {
 }  // namespace
 
 Dispatcher::Dispatcher(std::string model_dir, IdentityProvider* identities, time::Clock clock)
-    : model_dir_(std::move(model_dir)), identities_(identities), clock_(std::move(clock)) {}
+    : model_dir_(std::move(model_dir)),
+      identities_(identities),
+      clock_(std::move(clock)),
+      access_log_(log::get("access")),
+      log_(log::get("aws")) {}
 
 Status Dispatcher::add_service(ServiceDef def) {
   std::string path = (std::filesystem::path(model_dir_) / (def.model_id + ".json")).string();
@@ -79,7 +83,7 @@ http::Response Dispatcher::handle(http::Request& req, const http::Peer& peer) {
                 std::chrono::steady_clock::now() - start)
                 .count();
   // One access line per request. Never the Authorization header, tokens or bodies.
-  log::get("access")->info("{} {} service={} action={} status={} code={} latency_us={} id={} src={}",
+  access_log_->info("{} {} service={} action={} status={} code={} latency_us={} id={} src={}",
                            req.method_string(), std::string_view(url_path(req.target())).substr(0, 200),
                            ctx.service.empty() ? "-" : ctx.service,
                            ctx.action.empty() ? "-" : ctx.action, res.result_int(),
@@ -155,7 +159,7 @@ http::Response Dispatcher::dispatch(http::Request& req, const http::Peer& peer,
     // The canonical request is what a client author needs to see; its one
     // secret, a session token, is masked.
     if (v.error().code == "SignatureDoesNotMatch")
-      log::get("aws")->debug("signature mismatch (id={}); canonical request:\n{}", ctx.request_id,
+      log_->debug("signature mismatch (id={}); canonical request:\n{}", ctx.request_id,
                              redact_token(canonical));
     return fail(v.error());
   }
@@ -189,12 +193,12 @@ http::Response Dispatcher::dispatch(http::Request& req, const http::Peer& peer,
   try {
     out = action.handler(ctx, *input);
   } catch (const std::exception& e) {
-    log::get("aws")->error("{} {} threw: {} (id={})", model.id, action.name, e.what(), ctx.request_id);
+    log_->error("{} {} threw: {} (id={})", model.id, action.name, e.what(), ctx.request_id);
     out = Error::internal("We encountered an internal error. Please try again.");
   }
   if (!out.ok()) {
     if (out.error().kind == ErrorKind::kInternal)
-      log::get("aws")->error("{} {}: {} (id={})", model.id, action.name, out.error().message,
+      log_->error("{} {}: {} (id={})", model.id, action.name, out.error().message,
                              ctx.request_id);
     return fail(out.error());
   }

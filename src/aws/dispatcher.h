@@ -15,6 +15,7 @@
 
 #include "aws/model.h"
 #include "common/error.h"
+#include "common/log.h"
 #include "common/time.h"
 #include "http/server.h"
 #include "iam/policy.h"
@@ -123,6 +124,8 @@ class Dispatcher {
   std::unordered_map<std::string, Served*> by_signing_name_;
   std::unordered_map<std::string, Served*> by_target_prefix_;
   std::vector<UnsignedRoute> unsigned_;
+  std::shared_ptr<spdlog::logger> access_log_;
+  std::shared_ptr<spdlog::logger> log_;
 };
 
 }  // namespace pier::aws

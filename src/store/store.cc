@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <filesystem>
+#include <unordered_map>
 
 #include "common/log.h"
 
@@ -85,7 +87,9 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Error::internal(fmt::format("store: create '{}': {}", dir, ec.message()));
+  static std::atomic<uint64_t> next_id{1};
   std::unique_ptr<Store> st(new Store());
+  st->id_ = next_id++;
   st->path_ = (std::filesystem::path(dir) / "pier.db").string();
   PIER_ASSIGN(st->writer_, st->open_connection());
   Db& db = *st->writer_;
@@ -114,26 +118,20 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir) {
   return st;
 }
 
-Store::Lease::Lease(Store& s) : store(s) {
-  {
-    std::lock_guard lock(s.pool_mu_);
-    if (!s.pool_.empty()) {
-      db = std::move(s.pool_.back());
-      s.pool_.pop_back();
+Store::Lease::Lease(Store& s) {
+  thread_local std::unordered_map<uint64_t, std::unique_ptr<Db>> readers;
+  auto& slot = readers[s.id_];
+  if (!slot) {
+    auto r = s.open_connection();
+    // Opening another connection to an open database fails only when the
+    // process is out of descriptors or memory; the caller then gets an error.
+    if (!r.ok()) {
+      readers.erase(s.id_);
       return;
     }
+    slot = std::move(r).value();
   }
-  auto r = s.open_connection();
-  // Opening a second connection to a database that is already open can only
-  // fail if the process ran out of file descriptors or memory; fall back to
-  // nothing and let the caller's statement fail cleanly.
-  if (r.ok()) db = std::move(r).value();
-}
-
-Store::Lease::~Lease() {
-  if (!db) return;
-  std::lock_guard lock(store.pool_mu_);
-  if (store.pool_.size() < 8) store.pool_.push_back(std::move(db));
+  db = slot.get();
 }
 
 }  // namespace pier::store

@@ -55,11 +55,12 @@ class Store {
   const std::string& path() const { return path_; }
 
  private:
+  // Each thread keeps its own reader connection for each store (network
+  // threads are long-lived), so reads take no lock at all.
   struct Lease {
     explicit Lease(Store& s);
-    ~Lease();
-    Store& store;
-    std::unique_ptr<Db> db;
+    Db* operator->() { return db; }
+    Db* db = nullptr;
   };
   Store() = default;
   Result<std::unique_ptr<Db>> open_connection();
@@ -67,8 +68,7 @@ class Store {
   std::string path_;
   std::unique_ptr<Db> writer_;
   std::mutex write_mu_;
-  std::mutex pool_mu_;
-  std::vector<std::unique_ptr<Db>> pool_;
+  uint64_t id_ = 0;  // distinguishes stores for the per-thread readers
   int schema_version_ = 0;
 };
 

@@ -108,6 +108,10 @@ class Roles(PierTestCase):
             self.assertEqual(p["Arn"], arn)
             doc = self.iam.get_policy_version(PolicyArn=arn, VersionId=p["DefaultVersionId"])["PolicyVersion"]["Document"]
             self.assertIn(action, doc["Statement"][0]["Action"])
+        names = {p["PolicyName"] for p in self.iam.list_policies(Scope="AWS")["Policies"]}
+        self.assertIn("AmazonECSTaskExecutionRolePolicy", names)
+        self.iam.create_policy(PolicyName="local", PolicyDocument=allow("ecs:ListClusters"))
+        self.assertEqual([p["PolicyName"] for p in self.iam.list_policies(Scope="Local")["Policies"]], ["local"])
         self.iam.create_role(RoleName="exec", AssumeRolePolicyDocument=TRUST_ECS_TASKS)
         self.iam.attach_role_policy(RoleName="exec",
                                     PolicyArn="arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy")
