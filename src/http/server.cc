@@ -13,9 +13,20 @@ using asio::use_awaitable;
 constexpr auto kTuple = asio::as_tuple(use_awaitable);
 
 struct Server::Conn {
-  explicit Conn(tcp::socket s) : stream(std::move(s)) {}
+  explicit Conn(tcp::socket s) : executor(s.get_executor()), stream(std::move(s)) {}
+  asio::any_io_executor executor;  // kept apart: the stream is moved into ws on upgrade
   beast::tcp_stream stream;
+  std::optional<WsStream> ws;  // engaged after an upgrade; owns the socket then
   std::atomic<bool> idle{true};
+  std::atomic<bool> upgraded{false};
+
+  void cancel() {
+    if (upgraded) {
+      beast::get_lowest_layer(*ws).cancel();
+    } else {
+      stream.cancel();
+    }
+  }
 };
 
 Server::Server(std::vector<asio::io_context*> contexts, Handler handler, Options options)
@@ -56,7 +67,7 @@ awaitable<void> Server::accept_loop() {
     socket.set_option(tcp::no_delay(true), ec);
     auto conn = std::make_shared<Conn>(std::move(socket));
     track(conn);
-    auto ex = conn->stream.get_executor();
+    auto ex = conn->executor;
     asio::co_spawn(ex, serve(conn), asio::detached);
   }
 }
@@ -156,6 +167,35 @@ awaitable<void> Server::serve(std::shared_ptr<Conn> conn) {
     }
 
     Request req = parser.release();
+    if (upgrade_ && beast::websocket::is_upgrade(req)) {
+      Upgrade up = upgrade_(req, peer);
+      if (up.refuse || !up.run) {
+        Response res = up.refuse ? std::move(*up.refuse)
+                                 : make_response(req.version(), bhttp::status::not_found,
+                                                 "text/plain", "no such channel\n");
+        res.keep_alive(false);
+        co_await bhttp::async_write(conn->stream, res, kTuple);
+        break;
+      }
+      conn->ws.emplace(std::move(conn->stream));
+      conn->upgraded = true;
+      beast::get_lowest_layer(*conn->ws).expires_never();
+      auto [aec] = co_await conn->ws->async_accept(req, kTuple);
+      if (!aec) {
+        // Long-lived: counted as idle so that a shutdown closes it.
+        conn->idle = true;
+        try {
+          co_await up.run(*conn->ws);
+        } catch (const std::exception& e) {
+          log::get("http")->error("websocket session threw: {}", e.what());
+        }
+      }
+      boost::system::error_code ignored;
+      beast::get_lowest_layer(*conn->ws).socket().shutdown(tcp::socket::shutdown_both, ignored);
+      beast::get_lowest_layer(*conn->ws).close();
+      untrack(conn);
+      co_return;
+    }
     Response res;
     try {
       res = handler_(req, peer);
@@ -187,7 +227,7 @@ void Server::shutdown() {
   std::lock_guard lock(mu_);
   for (auto& c : conns_) {
     if (c->idle) {
-      asio::post(c->stream.get_executor(), [c] { c->stream.cancel(); });
+      asio::post(c->executor, [c] { c->cancel(); });
     }
   }
 }
@@ -195,7 +235,7 @@ void Server::shutdown() {
 void Server::close_all() {
   std::lock_guard lock(mu_);
   for (auto& c : conns_) {
-    asio::post(c->stream.get_executor(), [c] { c->stream.cancel(); });
+    asio::post(c->executor, [c] { c->cancel(); });
   }
 }
 

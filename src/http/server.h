@@ -13,12 +13,14 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -40,6 +42,16 @@ struct Peer {
 
 using Handler = std::function<Response(Request& req, const Peer& peer)>;
 
+// WebSocket upgrades (the Session Manager's control and data channels). The
+// handler looks at the upgrade request: it refuses with an HTTP response, or
+// accepts with a coroutine that owns the WebSocket until it returns.
+using WsStream = beast::websocket::stream<beast::tcp_stream>;
+struct Upgrade {
+  std::optional<Response> refuse;
+  std::function<asio::awaitable<void>(WsStream& ws)> run;
+};
+using UpgradeHandler = std::function<Upgrade(Request& req, const Peer& peer)>;
+
 struct Options {
   size_t header_limit = 64 * 1024;
   size_t body_limit = 32 * 1024 * 1024;
@@ -56,6 +68,8 @@ class Server {
   // Binds and listens; returns the bound endpoint (the real port when port is 0).
   Result<tcp::endpoint> listen(const std::string& host, uint16_t port);
   void start();
+  // Call before start(). Without one, upgrade requests go to the plain handler.
+  void set_upgrade_handler(UpgradeHandler handler) { upgrade_ = std::move(handler); }
   // Stops accepting and closes idle connections; connections in a request
   // finish it and then close. Returns at once; see active().
   void shutdown();
@@ -73,6 +87,7 @@ class Server {
   std::vector<asio::io_context*> contexts_;
   size_t next_ = 0;
   Handler handler_;
+  UpgradeHandler upgrade_;
   Options options_;
   tcp::acceptor acceptor_;
   std::atomic<bool> stopping_{false};
