@@ -20,9 +20,12 @@ struct Server::Conn {
   std::atomic<bool> idle{true};
   std::atomic<bool> upgraded{false};
 
+  // Runs on the connection's executor. A WebSocket is closed outright (its
+  // session may be between operations, where a cancel would be lost).
   void cancel() {
     if (upgraded) {
-      beast::get_lowest_layer(*ws).cancel();
+      boost::system::error_code ignored;
+      beast::get_lowest_layer(*ws).socket().close(ignored);
     } else {
       stream.cancel();
     }
@@ -226,7 +229,7 @@ void Server::shutdown() {
   });
   std::lock_guard lock(mu_);
   for (auto& c : conns_) {
-    if (c->idle) {
+    if (c->idle || c->upgraded) {
       asio::post(c->executor, [c] { c->cancel(); });
     }
   }
