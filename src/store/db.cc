@@ -44,6 +44,15 @@ Status Stmt::run() {
   }
 }
 
+Result<std::vector<std::string>> Stmt::strings(int col) {
+  std::vector<std::string> out;
+  for (;;) {
+    PIER_ASSIGN(bool row, step());
+    if (!row) return out;
+    out.push_back(text(col));
+  }
+}
+
 std::string Stmt::text(int col) const {
   auto p = reinterpret_cast<const char*>(sqlite3_column_text(s_, col));
   if (!p) return {};

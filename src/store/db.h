@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "common/error.h"
 
@@ -36,6 +37,8 @@ class Stmt {
   Result<bool> step();
   // Runs to completion (for statements that return no rows).
   Status run();
+  // Runs to completion, collecting one column of every row as text.
+  Result<std::vector<std::string>> strings(int col = 0);
   std::string text(int col) const;
   int64_t integer(int col) const;
   double real(int col) const;

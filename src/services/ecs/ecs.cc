@@ -182,6 +182,42 @@ Status normalize_container(json::object& c, bool awsvpc) {
   return {};
 }
 
+// A page of a List call: maxResults (1–100, default 100) and nextToken.
+struct Page {
+  int64_t max = 100;
+  size_t offset = 0;
+};
+
+Result<Page> read_page(const json::object& in) {
+  Page p;
+  p.max = get_int(in, "maxResults").value_or(100);
+  if (p.max < 1 || p.max > 100) return invalid("maxResults must be between 1 and 100.");
+  if (auto tok = get_string(in, "nextToken"); !tok.empty()) {
+    auto o = parse_page_token(tok);
+    if (!o) return invalid("Invalid token");
+    p.offset = *o;
+  }
+  return p;
+}
+
+// Steps a statement bound with LIMIT page.max + 1 and OFFSET page.offset and
+// returns {key: [first column…], nextToken when there is more}.
+Result<json::object> collect_page(Stmt* st, const Page& page, std::string_view key) {
+  json::array items;
+  for (;;) {
+    PIER_ASSIGN(bool row, st->step());
+    if (!row) break;
+    items.push_back(json::string(st->text(0)));
+  }
+  json::object out;
+  if (static_cast<int64_t>(items.size()) > page.max) {
+    items.pop_back();
+    out["nextToken"] = page_token(page.offset + static_cast<size_t>(page.max));
+  }
+  out[key] = std::move(items);
+  return out;
+}
+
 }  // namespace
 
 // Fargate task sizes (cpu units → allowed memory in MiB).
@@ -308,30 +344,11 @@ aws::ServiceDef EcsService::definition() {
   }});
 
   def.actions.push_back({"ListClusters", [this](RequestContext& ctx, json::object& in) -> Result<json::object> {
-    auto max = get_int(in, "maxResults").value_or(100);
-    if (max < 1 || max > 100) return invalid("maxResults must be between 1 and 100.");
-    size_t offset = 0;
-    if (auto tok = get_string(in, "nextToken"); !tok.empty()) {
-      auto o = parse_page_token(tok);
-      if (!o) return invalid("Invalid token");
-      offset = *o;
-    }
+    PIER_ASSIGN(Page page, read_page(in));
     return store_.read([&](Db& db) -> Result<json::object> {
       PIER_ASSIGN(auto* st, db.prepare("SELECT arn FROM ecs_clusters WHERE account=? AND region=? AND status='ACTIVE' ORDER BY arn LIMIT ? OFFSET ?"));
-      st->args(ctx.principal.account, ctx.region, max + 1, static_cast<int64_t>(offset));
-      json::array arns;
-      for (;;) {
-        PIER_ASSIGN(bool row, st->step());
-        if (!row) break;
-        arns.push_back(json::string(st->text(0)));
-      }
-      json::object out;
-      if (static_cast<int64_t>(arns.size()) > max) {
-        arns.pop_back();
-        out["nextToken"] = page_token(offset + static_cast<size_t>(max));
-      }
-      out["clusterArns"] = std::move(arns);
-      return out;
+      st->args(ctx.principal.account, ctx.region, page.max + 1, static_cast<int64_t>(page.offset));
+      return collect_page(st, page, "clusterArns");
     });
   }});
 
@@ -518,48 +535,23 @@ aws::ServiceDef EcsService::definition() {
     std::string family = get_string(in, "familyPrefix");
     std::string status = get_string(in, "status", "ACTIVE");
     bool desc = get_string(in, "sort", "ASC") == "DESC";
-    auto max = get_int(in, "maxResults").value_or(100);
-    if (max < 1 || max > 100) return invalid("maxResults must be between 1 and 100.");
-    size_t offset = 0;
-    if (auto tok = get_string(in, "nextToken"); !tok.empty()) {
-      auto o = parse_page_token(tok);
-      if (!o) return invalid("Invalid token");
-      offset = *o;
-    }
+    PIER_ASSIGN(Page page, read_page(in));
     return store_.read([&](Db& db) -> Result<json::object> {
       std::string sql = fmt::format(
           "SELECT arn FROM ecs_task_definitions WHERE account=? AND region=? AND status=? "
           "AND (?='' OR family=?) ORDER BY family {0}, revision {0} LIMIT ? OFFSET ?",
           desc ? "DESC" : "ASC");
       PIER_ASSIGN(auto* st, db.prepare(sql));
-      st->args(ctx.principal.account, ctx.region, status, family, family, max + 1, static_cast<int64_t>(offset));
-      json::array arns;
-      for (;;) {
-        PIER_ASSIGN(bool row, st->step());
-        if (!row) break;
-        arns.push_back(json::string(st->text(0)));
-      }
-      json::object out;
-      if (static_cast<int64_t>(arns.size()) > max) {
-        arns.pop_back();
-        out["nextToken"] = page_token(offset + static_cast<size_t>(max));
-      }
-      out["taskDefinitionArns"] = std::move(arns);
-      return out;
+      st->args(ctx.principal.account, ctx.region, status, family, family, page.max + 1,
+               static_cast<int64_t>(page.offset));
+      return collect_page(st, page, "taskDefinitionArns");
     });
   }});
 
   def.actions.push_back({"ListTaskDefinitionFamilies", [this](RequestContext& ctx, json::object& in) -> Result<json::object> {
     std::string prefix = get_string(in, "familyPrefix");
     std::string status = get_string(in, "status", "ACTIVE");
-    auto max = get_int(in, "maxResults").value_or(100);
-    if (max < 1 || max > 100) return invalid("maxResults must be between 1 and 100.");
-    size_t offset = 0;
-    if (auto tok = get_string(in, "nextToken"); !tok.empty()) {
-      auto o = parse_page_token(tok);
-      if (!o) return invalid("Invalid token");
-      offset = *o;
-    }
+    PIER_ASSIGN(Page page, read_page(in));
     return store_.read([&](Db& db) -> Result<json::object> {
       // A family is ACTIVE while any revision is; INACTIVE when none is.
       const char* having = status == "ACTIVE" ? "HAVING SUM(status='ACTIVE') > 0"
@@ -568,20 +560,9 @@ aws::ServiceDef EcsService::definition() {
           "SELECT family FROM ecs_task_definitions WHERE account=? AND region=? AND substr(family, 1, length(?))=? "
           "GROUP BY family {} ORDER BY family LIMIT ? OFFSET ?", having);
       PIER_ASSIGN(auto* st, db.prepare(sql));
-      st->args(ctx.principal.account, ctx.region, prefix, prefix, max + 1, static_cast<int64_t>(offset));
-      json::array families;
-      for (;;) {
-        PIER_ASSIGN(bool row, st->step());
-        if (!row) break;
-        families.push_back(json::string(st->text(0)));
-      }
-      json::object out;
-      if (static_cast<int64_t>(families.size()) > max) {
-        families.pop_back();
-        out["nextToken"] = page_token(offset + static_cast<size_t>(max));
-      }
-      out["families"] = std::move(families);
-      return out;
+      st->args(ctx.principal.account, ctx.region, prefix, prefix, page.max + 1,
+               static_cast<int64_t>(page.offset));
+      return collect_page(st, page, "families");
     });
   }});
 

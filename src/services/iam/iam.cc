@@ -137,22 +137,12 @@ Result<std::vector<pier::iam::Policy>> IamService::role_policies(const std::stri
                                                                 const std::string& role) {
   return store_.read([&](Db& db) -> Result<std::vector<pier::iam::Policy>> {
     std::vector<pier::iam::Policy> out;
-    std::vector<std::string> docs;
     PIER_ASSIGN(auto* st, db.prepare("SELECT document FROM iam_role_policies WHERE account=? AND role=?"));
     st->args(account, role);
-    for (;;) {
-      PIER_ASSIGN(bool row, st->step());
-      if (!row) break;
-      docs.push_back(st->text(0));
-    }
-    std::vector<std::string> arns;
+    PIER_ASSIGN(std::vector<std::string> docs, st->strings());
     PIER_ASSIGN(auto* at, db.prepare("SELECT policy_arn FROM iam_role_attachments WHERE account=? AND role=?"));
     at->args(account, role);
-    for (;;) {
-      PIER_ASSIGN(bool row, at->step());
-      if (!row) break;
-      arns.push_back(at->text(0));
-    }
+    PIER_ASSIGN(std::vector<std::string> arns, at->strings());
     for (const auto& arn : arns) {
       PIER_ASSIGN(auto p, load_policy(db, arn));
       if (!p) continue;
@@ -315,12 +305,9 @@ aws::ServiceDef IamService::definition() {
       PIER_TRY(require_role(db, ctx.principal.account, role));
       PIER_ASSIGN(auto* st, db.prepare("SELECT name FROM iam_role_policies WHERE account=? AND role=? ORDER BY name"));
       st->args(ctx.principal.account, role);
+      PIER_ASSIGN(std::vector<std::string> found, st->strings());
       json::array names;
-      for (;;) {
-        PIER_ASSIGN(bool row, st->step());
-        if (!row) break;
-        names.push_back(json::string(st->text(0)));
-      }
+      for (auto& n : found) names.push_back(json::string(n));
       return with_truncated(json::object{{"PolicyNames", names}});
     });
   }, "", role_arn_of});
@@ -468,12 +455,7 @@ aws::ServiceDef IamService::definition() {
       PIER_TRY(require_role(db, ctx.principal.account, role));
       PIER_ASSIGN(auto* st, db.prepare("SELECT policy_arn FROM iam_role_attachments WHERE account=? AND role=? ORDER BY policy_arn"));
       st->args(ctx.principal.account, role);
-      std::vector<std::string> arns;
-      for (;;) {
-        PIER_ASSIGN(bool row, st->step());
-        if (!row) break;
-        arns.push_back(st->text(0));
-      }
+      PIER_ASSIGN(std::vector<std::string> arns, st->strings());
       json::array out;
       for (const auto& arn : arns) {
         PIER_ASSIGN(auto p, load_policy(db, arn));
