@@ -134,6 +134,26 @@ http::Response Dispatcher::dispatch(http::Request& req, const http::Peer& peer,
   auto claim = sigv4::parse(wire);
   if (!claim.ok()) return fail(claim.error());
 
+  for (const auto& r : signed_) {
+    if (r.signing_name != claim->service || r.method != req.method_string() ||
+        !url.path.starts_with(r.path_prefix))
+      continue;
+    ctx.service = r.signing_name;
+    ctx.action = r.iam_action;
+    ctx.region = claim->region.empty() ? "us-east-1" : claim->region;
+    auto fail_raw = [&](const Error& e) {
+      Error spelled = for_protocol(Protocol::kRestJson, e);
+      error_code = spelled.code;
+      return encode_error(Protocol::kRestJson, nullptr, spelled, ctx.request_id, req.version());
+    };
+    sigv4::Options opt;
+    if (auto v = verify_caller(wire, *claim, opt, ctx); !v.ok()) return fail_raw(v.error());
+    if (auto a = authorize_action(ctx, r.iam_action, "*"); !a.ok()) return fail_raw(a.error());
+    auto res = r.handler(ctx, req);
+    if (!res.ok()) return fail_raw(res.error());
+    return std::move(res).value();
+  }
+
   auto sit = by_signing_name_.find(claim->service);
   if (sit == by_signing_name_.end())
     return fail(Error::invalid("UnknownOperation",
@@ -143,35 +163,10 @@ http::Response Dispatcher::dispatch(http::Request& req, const http::Peer& peer,
   ctx.service = model.id;
   ctx.region = claim->region.empty() ? "us-east-1" : claim->region;
 
-  auto found = identities_->find(claim->access_key);
-  if (!found.ok()) return fail(found.error());
-  if (!found->has_value())
-    return fail(Error::unauthenticated("InvalidClientTokenId",
-                                       "The security token included in the request is invalid."));
-  auto& who = **found;
   sigv4::Options opt;
   opt.s3 = model.protocol == Protocol::kRestXml && model.signing_name == "s3";
   opt.window = opt.s3 ? std::chrono::seconds(900) : std::chrono::seconds(300);
-  auto now = clock_();
-  ctx.now = time::epoch(now);
-  std::string canonical;
-  if (auto v = sigv4::verify(wire, *claim, who.secret, now, opt, &canonical); !v.ok()) {
-    // The canonical request is what a client author needs to see; its one
-    // secret, a session token, is masked.
-    if (v.error().code == "SignatureDoesNotMatch")
-      log_->debug("signature mismatch (id={}); canonical request:\n{}", ctx.request_id,
-                             redact_token(canonical));
-    return fail(v.error());
-  }
-  if (!who.session_token.empty()) {
-    if (claim->security_token != who.session_token)
-      return fail(Error::unauthenticated("InvalidClientTokenId",
-                                         "The security token included in the request is invalid."));
-    if (who.principal.expires > 0 && ctx.now > who.principal.expires)
-      return fail(Error::unauthenticated("ExpiredToken",
-                                         "The security token included in the request is expired"));
-  }
-  ctx.principal = who.principal;
+  if (auto v = verify_caller(wire, *claim, opt, ctx); !v.ok()) return fail(v.error());
 
   auto op = resolve_operation(model, req, url, form);
   if (!op.ok()) return fail(op.error());
@@ -205,14 +200,72 @@ http::Response Dispatcher::dispatch(http::Request& req, const http::Peer& peer,
   return encode_output(model, **op, *out, ctx.request_id, req.version());
 }
 
+Result<RequestContext> Dispatcher::authenticate(const http::Request& req, const http::Peer& peer) {
+  RequestContext ctx;
+  ctx.request_id = ids::uuid4();
+  ctx.source_ip = peer.address;
+  ctx.http = &req;
+  Url url = split_target(req.target());
+  sigv4::WireRequest wire;
+  wire.method = std::string(req.method_string());
+  wire.path = url.path;
+  wire.query = url.raw_query;
+  for (const auto& f : req) wire.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+  wire.body = req.body();
+  PIER_ASSIGN(sigv4::Claim claim, sigv4::parse(wire));
+  ctx.service = claim.service;
+  ctx.region = claim.region.empty() ? "us-east-1" : claim.region;
+  PIER_TRY(verify_caller(wire, claim, sigv4::Options{}, ctx));
+  return ctx;
+}
+
+Status Dispatcher::verify_caller(const sigv4::WireRequest& wire, const sigv4::Claim& claim_ref,
+                                 const sigv4::Options& opt, RequestContext& ctx) {
+  const sigv4::Claim* claim = &claim_ref;
+  auto found = identities_->find(claim->access_key);
+  if (!found.ok()) return (found.error());
+  if (!found->has_value())
+    return (Error::unauthenticated("InvalidClientTokenId",
+                                       "The security token included in the request is invalid."));
+  auto& who = **found;
+  auto now = clock_();
+  ctx.now = time::epoch(now);
+  std::string canonical;
+  if (auto v = sigv4::verify(wire, *claim, who.secret, now, opt, &canonical); !v.ok()) {
+    // The canonical request is what a client author needs to see; its one
+    // secret, a session token, is masked.
+    if (v.error().code == "SignatureDoesNotMatch")
+      log_->debug("signature mismatch (id={}); canonical request:\n{}", ctx.request_id,
+                             redact_token(canonical));
+    return (v.error());
+  }
+  if (!who.session_token.empty()) {
+    if (claim->security_token != who.session_token)
+      return (Error::unauthenticated("InvalidClientTokenId",
+                                         "The security token included in the request is invalid."));
+    if (who.principal.expires > 0 && ctx.now > who.principal.expires)
+      return (Error::unauthenticated("ExpiredToken",
+                                         "The security token included in the request is expired"));
+  }
+  ctx.principal = who.principal;
+  return {};
+}
+
 Status Dispatcher::authorize(RequestContext& ctx, const Action& action, const json::object& input) {
   // The account's root user is allowed everything, as on AWS.
   if (ctx.principal.kind == Principal::Kind::kRoot || action.needs_no_permission) return {};
   Authz az = action.resource ? action.resource(ctx, input) : Authz{};
+  return authorize_action(ctx, action.iam_action, std::move(az.resource), std::move(az.context));
+}
+
+Status Dispatcher::authorize_action(RequestContext& ctx, std::string_view iam_action,
+                                    std::string resource,
+                                    std::map<std::string, std::vector<std::string>> context) {
+  if (ctx.principal.kind == Principal::Kind::kRoot) return {};
   iam::Request r;
-  r.action = action.iam_action;
-  r.resource = az.resource;
-  r.context = std::move(az.context);
+  r.action = std::string(iam_action);
+  r.resource = std::move(resource);
+  r.context = std::move(context);
   r.context["aws:PrincipalArn"] = {ctx.principal.role_arn.empty() ? ctx.principal.arn
                                                                    : ctx.principal.role_arn};
   r.context["aws:PrincipalAccount"] = {ctx.principal.account};

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "aws/model.h"
+#include "aws/sigv4.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/time.h"
@@ -95,12 +96,30 @@ struct UnsignedRoute {
   std::function<http::Response(http::Request& req, const http::Peer& peer)> handler;
 };
 
+// A signed endpoint outside any service model (the ssmmessages REST calls):
+// matched by signing name, method and path prefix; SigV4 and IAM (the one
+// action, on "*") are checked before the handler runs.
+struct SignedRoute {
+  std::string signing_name;
+  std::string method;
+  std::string path_prefix;
+  std::string iam_action;
+  std::function<Result<http::Response>(RequestContext& ctx, http::Request& req)> handler;
+};
+
 class Dispatcher {
  public:
   Dispatcher(std::string model_dir, IdentityProvider* identities, time::Clock clock);
 
   Status add_service(ServiceDef def);
   void add_unsigned(UnsignedRoute route);
+  void add_signed(SignedRoute route) { signed_.push_back(std::move(route)); }
+
+  // SigV4 and identity alone, for WebSocket upgrades (which never reach handle()).
+  Result<RequestContext> authenticate(const http::Request& req, const http::Peer& peer);
+  // IAM for one action on one resource (root is allowed everything).
+  Status authorize_action(RequestContext& ctx, std::string_view iam_action, std::string resource,
+                          std::map<std::string, std::vector<std::string>> context = {});
 
   http::Response handle(http::Request& req, const http::Peer& peer);
 
@@ -116,6 +135,8 @@ class Dispatcher {
   http::Response dispatch(http::Request& req, const http::Peer& peer, RequestContext& ctx,
                           const Served*& served, std::string& error_code);
   Status authorize(RequestContext& ctx, const Action& action, const json::object& input);
+  Status verify_caller(const sigv4::WireRequest& wire, const sigv4::Claim& claim,
+                       const sigv4::Options& opt, RequestContext& ctx);
 
   std::string model_dir_;
   IdentityProvider* identities_;
@@ -124,6 +145,7 @@ class Dispatcher {
   std::unordered_map<std::string, Served*> by_signing_name_;
   std::unordered_map<std::string, Served*> by_target_prefix_;
   std::vector<UnsignedRoute> unsigned_;
+  std::vector<SignedRoute> signed_;
   std::shared_ptr<spdlog::logger> access_log_;
   std::shared_ptr<spdlog::logger> log_;
 };

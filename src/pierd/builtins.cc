@@ -2,38 +2,54 @@
 
 #include "services/ecs/ecs.h"
 #include "services/iam/iam.h"
+#include "services/ssm/ssm.h"
 #include "services/sts/sts.h"
 
 namespace pier::pierd {
 
 struct Builtins {
-  Builtins(store::Store& store, const std::string& model_dir, time::Clock clock)
-      : iam(store, clock, svc::iam::Config{}),
+  Builtins(store::Store& store, const std::string& model_dir, time::Clock clock,
+           std::string public_url)
+      : broker(std::move(public_url)),
+        iam(store, clock, svc::iam::Config{}),
         identities(store, iam),
         sts(store, iam, clock),
         ecs(store),
+        ssm(broker),
         dispatcher(model_dir, &identities, clock) {}
+  exec::Broker broker;  // first: the services below hold references to it
   svc::iam::IamService iam;
   svc::iam::Identities identities;
   svc::sts::StsService sts;
   svc::ecs::EcsService ecs;
+  svc::ssm::SsmService ssm;
   aws::Dispatcher dispatcher;
 };
 
 Result<std::unique_ptr<Services>> Services::create(store::Store& store,
                                                    const std::string& model_dir,
-                                                   time::Clock clock) {
+                                                   time::Clock clock, std::string public_url) {
   std::unique_ptr<Services> s(new Services());
-  s->b_ = std::make_unique<Builtins>(store, model_dir, clock);
+  s->b_ = std::make_unique<Builtins>(store, model_dir, clock, std::move(public_url));
   auto& d = s->b_->dispatcher;
   PIER_TRY(d.add_service(s->b_->sts.definition()));
   PIER_TRY(d.add_service(s->b_->iam.definition()));
   PIER_TRY(d.add_service(s->b_->ecs.definition()));
+  PIER_TRY(d.add_service(s->b_->ssm.definition()));
+  for (auto& r : s->b_->ssm.channel_routes()) d.add_signed(std::move(r));
   return s;
 }
 
 Services::~Services() = default;
 
 aws::Dispatcher& Services::dispatcher() { return b_->dispatcher; }
+
+http::Upgrade Services::upgrade(http::Request& req, const http::Peer& peer) {
+  auto auth = [this](http::Request& r, const http::Peer& p, std::string_view action) -> Status {
+    PIER_ASSIGN(auto ctx, b_->dispatcher.authenticate(r, p));
+    return b_->dispatcher.authorize_action(ctx, action, "*");
+  };
+  return b_->broker.upgrade(req, peer, auth);
+}
 
 }  // namespace pier::pierd

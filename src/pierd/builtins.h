@@ -15,9 +15,11 @@ struct Builtins;
 class Services {
  public:
   static Result<std::unique_ptr<Services>> create(store::Store& store, const std::string& model_dir,
-                                                  time::Clock clock);
+                                                  time::Clock clock, std::string public_url);
   ~Services();
   aws::Dispatcher& dispatcher();
+  // WebSocket upgrades (the exec broker's channels).
+  http::Upgrade upgrade(http::Request& req, const http::Peer& peer);
 
  private:
   Services() = default;

@@ -50,6 +50,9 @@ int main(int argc, char** argv) {
   app.add_option("--models", models, "directory of AWS service models");
   app.add_option("--log-level", level, "trace, debug, info, warn, error");
   app.add_option("--threads", threads, "network threads");
+  std::string public_url;
+  app.add_option("--public-url", public_url,
+                 "base URL of the streamUrls handed out (default: the listen address)");
   CLI11_PARSE(app, argc, argv);
 
   pier::log::init(level);
@@ -77,20 +80,6 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "pierd: {}\n", store.error().message);
     return 1;
   }
-  auto services = pier::pierd::Services::create(**store, models, pier::time::system_clock());
-  if (!services.ok()) {
-    fmt::print(stderr, "pierd: {}\n", services.error().message);
-    return 1;
-  }
-  auto& dispatcher = (*services)->dispatcher();
-  dispatcher.add_unsigned({"GET", "/_pier/health", [&dispatcher](pier::http::Request& req, const pier::http::Peer&) {
-    boost::json::array svcs;
-    for (const auto& s : dispatcher.services()) svcs.emplace_back(s);
-    boost::json::object body{{"status", "ok"}, {"services", svcs}};
-    return pier::http::make_response(req.version(), boost::beast::http::status::ok,
-                                     "application/json", boost::json::serialize(body));
-  }});
-
   // One io_context per thread; the first also runs signals and the acceptor.
   std::vector<std::unique_ptr<boost::asio::io_context>> contexts;
   std::vector<boost::asio::io_context*> context_ptrs;
@@ -101,14 +90,39 @@ int main(int argc, char** argv) {
   auto& ioc = *contexts[0];
   std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guards;
   for (auto& c : contexts) guards.push_back(boost::asio::make_work_guard(*c));
-  pier::http::Server server(context_ptrs, [&dispatcher](pier::http::Request& req, const pier::http::Peer& peer) {
-    return dispatcher.handle(req, peer);
+
+  // The services are made once the real port is known (it is part of the
+  // default public URL); the server serves nothing before start().
+  std::unique_ptr<pier::pierd::Services> services;
+  pier::http::Server server(context_ptrs, [&services](pier::http::Request& req, const pier::http::Peer& peer) {
+    return services->dispatcher().handle(req, peer);
   });
   auto ep = server.listen(host, port);
   if (!ep.ok()) {
     fmt::print(stderr, "pierd: {}\n", ep.error().message);
     return 1;
   }
+  std::string shown_host = ep->address().is_v6() ? "[" + ep->address().to_string() + "]" : ep->address().to_string();
+  if (public_url.empty()) public_url = fmt::format("http://{}:{}", shown_host, ep->port());
+  {
+    auto s = pier::pierd::Services::create(**store, models, pier::time::system_clock(), public_url);
+    if (!s.ok()) {
+      fmt::print(stderr, "pierd: {}\n", s.error().message);
+      return 1;
+    }
+    services = std::move(s).value();
+  }
+  auto& dispatcher = services->dispatcher();
+  dispatcher.add_unsigned({"GET", "/_pier/health", [&dispatcher](pier::http::Request& req, const pier::http::Peer&) {
+    boost::json::array svcs;
+    for (const auto& s : dispatcher.services()) svcs.emplace_back(s);
+    boost::json::object body{{"status", "ok"}, {"services", svcs}};
+    return pier::http::make_response(req.version(), boost::beast::http::status::ok,
+                                     "application/json", boost::json::serialize(body));
+  }});
+  server.set_upgrade_handler([&services](pier::http::Request& req, const pier::http::Peer& peer) {
+    return services->upgrade(req, peer);
+  });
   server.start();
 
   boost::asio::signal_set signals(ioc, SIGTERM, SIGINT);
@@ -132,7 +146,6 @@ int main(int argc, char** argv) {
     poll();
   });
 
-  std::string shown_host = ep->address().is_v6() ? "[" + ep->address().to_string() + "]" : ep->address().to_string();
   std::string services_list;
   for (const auto& s : dispatcher.services()) services_list += (services_list.empty() ? "" : " ") + s;
   log->info("home {} (schema v{}), models {}, services: {}", home, (*store)->schema_version(), models,

@@ -1,0 +1,97 @@
+// The exec broker: pier's ssmmessages. Agents hold a control channel per
+// target; each session has two data channels, the client's and the agent's,
+// between which the broker relays frames unchanged (acknowledgements travel
+// end to end, so reliability is the two ends' business, §5). Tokens are
+// random (256 bits), bound to one channel of one session (or one target's
+// control channel), and expire unused after 60 s. Thread-safe: channels live
+// on the server's network threads; every write to a channel is posted to
+// that channel's own executor.
+#pragma once
+
+#include <boost/json.hpp>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "http/server.h"
+
+namespace pier::exec {
+
+class Channel;
+
+struct SessionInfo {
+  std::string session_id;
+  std::string target;
+  std::string document;
+  std::string owner;
+  double start = 0;
+  double end = 0;  // 0 while active
+  std::string status;  // Connected, Connecting, Terminated, Failed
+  uint64_t bytes_in = 0, bytes_out = 0;
+};
+
+class Broker {
+ public:
+  struct Started {
+    std::string session_id, token, stream_url;
+  };
+  explicit Broker(std::string public_url);
+  ~Broker();
+
+  // REST (CreateControlChannel / CreateDataChannel).
+  std::string control_channel_token(const std::string& target);
+  Result<std::string> data_channel_token(const std::string& session_id);
+
+  // SSM: StartSession / ResumeSession / TerminateSession / DescribeSessions.
+  Result<Started> start_session(const std::string& target, const std::string& document_name,
+                                const boost::json::object& document_content,
+                                const std::string& owner);
+  Result<Started> resume_session(const std::string& session_id);
+  Status terminate_session(const std::string& session_id);
+  std::vector<SessionInfo> sessions(bool active) const;
+  bool target_connected(const std::string& target) const;
+
+  // WebSocket upgrades under /v1/control-channel/ and /v1/data-channel/.
+  // authenticate checks SigV4 for the agent's upgrades (the client's is
+  // unsigned, its token is the credential).
+  using Authenticate = std::function<Status(http::Request& req, const http::Peer& peer,
+                                            std::string_view iam_action)>;
+  http::Upgrade upgrade(http::Request& req, const http::Peer& peer, const Authenticate& auth);
+
+  const std::string& public_url() const { return public_url_; }
+
+ private:
+  struct Token {
+    enum class Kind { kControl, kClientData, kAgentData } kind;
+    std::string subject;  // target or session id
+    std::chrono::steady_clock::time_point expires;
+  };
+  struct Session {
+    SessionInfo info;
+    std::string agent_task_payload;
+    std::shared_ptr<Channel> client, agent;
+  };
+
+  boost::asio::awaitable<void> run_control(http::WsStream& ws, std::string target);
+  boost::asio::awaitable<void> run_data(http::WsStream& ws, std::string session_id);
+  std::string new_token(Token::Kind kind, const std::string& subject);
+  std::optional<Token> consume(const std::string& token);
+  void on_agent_task_complete(const std::string& session_id, const std::string& output,
+                              const std::string& status);
+  void close_client(Session& s, const std::string& output);
+
+  std::string public_url_;
+  mutable std::mutex mu_;
+  std::map<std::string, Token> tokens_;
+  std::map<std::string, std::shared_ptr<Channel>> controls_;  // by target
+  std::map<std::string, Session> sessions_;
+};
+
+}  // namespace pier::exec
