@@ -9,9 +9,15 @@
 #include <cstdlib>
 #include <fstream>
 #include <optional>
+#include <unistd.h>
+
+#include <boost/beast/websocket.hpp>
 
 #include "aws/sigv4.h"
 #include "common/strings.h"
+#include "exec/message.h"
+#include "exec/payloads.h"
+#include "exec/stream.h"
 
 namespace {
 
@@ -129,6 +135,132 @@ std::optional<Reply> call_query(const Endpoint& ep, const std::string& service, 
   return send(ep, req, err);
 }
 
+// A signed JSON 1.1 call; returns the status and the body.
+std::optional<Reply> call_json(const Endpoint& ep, const std::string& service, const std::string& target,
+                               const std::string& body, std::string& err) {
+  std::string region = env("AWS_REGION").empty() ? env("AWS_DEFAULT_REGION") : env("AWS_REGION");
+  if (region.empty()) region = "us-east-1";
+  Credentials c = credentials();
+  pier::aws::sigv4::WireRequest w;
+  w.method = "POST";
+  w.path = "/";
+  w.headers = {{"Host", ep.host + ":" + ep.port},
+               {"Content-Type", "application/x-amz-json-1.1"},
+               {"X-Amz-Target", target}};
+  w.body = body;
+  pier::aws::sigv4::sign(w, c.key, c.secret, region, service, std::chrono::system_clock::now(), c.token);
+  bhttp::request<bhttp::string_body> req{bhttp::verb::post, "/", 11};
+  for (const auto& [k, v] : w.headers) req.set(k, v);
+  req.body() = body;
+  req.prepare_payload();
+  return send(ep, req, err);
+}
+
+// Quotes a word so that the agent's shell-style split gives it back.
+std::string shell_quote(const std::string& w) {
+  if (!w.empty() && w.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./-_") == std::string::npos)
+    return w;
+  std::string out = "'";
+  for (char c : w) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// pier exec --target ID -- COMMAND…: a NonInteractiveCommands session, stdout
+// and stderr apart, the remote exit code as ours.
+int run_exec(const Endpoint& ep, const std::string& target, const std::vector<std::string>& command) {
+  namespace websocket = beast::websocket;
+  std::string joined;
+  for (const auto& w : command) joined += (joined.empty() ? "" : " ") + shell_quote(w);
+  json::object in{{"Target", target},
+                  {"DocumentName", "AWS-StartNonInteractiveCommand"},
+                  {"Parameters", json::object{{"command", json::array{json::value(joined)}}}}};
+  std::string err;
+  auto r = call_json(ep, "ssm", "AmazonSSM.StartSession", json::serialize(in), err);
+  if (!r) {
+    fmt::print(stderr, "pier: {}\n", err);
+    return 255;
+  }
+  boost::system::error_code ec;
+  auto v = json::parse(r->body, ec);
+  if (ec || !v.is_object()) {
+    fmt::print(stderr, "pier: unexpected answer to StartSession\n");
+    return 255;
+  }
+  auto& o = v.as_object();
+  auto str_of = [&](std::string_view k) {
+    return o.contains(k) && o[k].is_string() ? std::string(o[k].as_string()) : std::string();
+  };
+  if (r->status != 200) {
+    std::string type = str_of("__type");
+    fmt::print(stderr, "An error occurred ({}) when calling the StartSession operation: {}\n",
+               type.substr(type.find('#') + 1), str_of("message"));
+    return 254;
+  }
+  std::string url = str_of("StreamUrl"), token = str_of("TokenValue");
+  if (!url.starts_with("ws://")) {
+    fmt::print(stderr, "pier: only ws:// stream URLs are supported yet, got {}\n", url);
+    return 255;
+  }
+  std::string rest = url.substr(5);
+  std::string hostport = rest.substr(0, rest.find('/'));
+  std::string path = rest.substr(hostport.size());
+  auto colon = hostport.rfind(':');
+  try {
+    asio::io_context ioc;
+    asio::ip::tcp::resolver resolver(ioc);
+    websocket::stream<asio::ip::tcp::socket> ws(ioc);
+    asio::connect(ws.next_layer(), resolver.resolve(hostport.substr(0, colon),
+                                                    colon == std::string::npos ? "80" : hostport.substr(colon + 1)));
+    ws.handshake(hostport, path);
+    ws.read_message_max(64 * 1024 * 1024);
+    pier::exec::ClientOpenDataChannel open{"1.0", pier::exec::Uuid::random().str(), token,
+                                           pier::exec::Uuid::random().str(), std::string("1.2.677.0")};
+    ws.text(true);
+    ws.write(asio::buffer(pier::exec::to_json(open)));
+    pier::exec::StreamReceiver receiver(pier::exec::ReceiverPolicy::client());
+    int code = 0;
+    for (;;) {
+      beast::flat_buffer buf;
+      boost::system::error_code rec;
+      ws.read(buf, rec);
+      if (rec) break;
+      auto m = pier::exec::parse(beast::buffers_to_string(buf.data()));
+      if (!m.ok() || !pier::exec::validate(*m, pier::exec::Receiver::kClient).ok()) continue;
+      if (m->type == pier::exec::message_type::kChannelClosed) {
+        if (auto c = pier::exec::parse_channel_closed(m->payload); c.ok() && !c->output.empty())
+          fmt::print(stderr, "{}\n", c->output);
+        break;
+      }
+      if (m->type != pier::exec::message_type::kOutputStreamData) continue;
+      auto out = receiver.on_message(*m);
+      if (out.ack) {
+        auto ack = pier::exec::serialize(pier::exec::make_ack(*m));
+        ws.binary(true);
+        if (ack.ok()) ws.write(asio::buffer(*ack));
+      }
+      for (const auto& d : out.deliver) {
+        switch (d.payload_type) {
+          case pier::exec::PayloadType::kOutput:
+            (void)!::write(1, d.payload.data(), d.payload.size());
+            break;
+          case pier::exec::PayloadType::kStdErr:
+            (void)!::write(2, d.payload.data(), d.payload.size());
+            break;
+          case pier::exec::PayloadType::kExitCode:
+            if (d.payload.starts_with("EXIT_CODE: ")) code = std::atoi(d.payload.c_str() + 11);
+            break;
+          default:
+            break;
+        }
+      }
+    }
+    return code;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "pier: data channel: {}\n", e.what());
+    return 255;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -138,6 +270,11 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   auto* status = app.add_subcommand("status", "show what pierd serves and who you are to it");
   auto* whoami = app.add_subcommand("whoami", "sts get-caller-identity");
+  auto* exec_cmd = app.add_subcommand("exec", "run a command in a target over Session Manager");
+  std::string exec_target;
+  std::vector<std::string> exec_command;
+  exec_cmd->add_option("--target", exec_target, "the session target (e.g. mi-…)")->required();
+  exec_cmd->add_option("command", exec_command, "the command and its arguments (after --)")->required();
   CLI11_PARSE(app, argc, argv);
 
   auto ep = parse_endpoint(endpoint);
@@ -146,6 +283,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string err;
+  if (*exec_cmd) return run_exec(*ep, exec_target, exec_command);
   if (*status) {
     bhttp::request<bhttp::string_body> req{bhttp::verb::get, "/_pier/health", 11};
     req.set(bhttp::field::host, ep->host);

@@ -1,0 +1,512 @@
+// pier-exec-agent: the agent end of the Session Manager protocol. It holds a
+// control channel to ssmmessages for its target and, for each session the
+// broker starts, opens the session's data channel and runs the command: in a
+// pty for shell and interactive sessions, with pipes (stdout and stderr
+// apart, then the exit code) for non-interactive ones.
+//
+// Not yet (issue 3): reconnecting a data channel mid-session, TLS, a static
+// build with its own resolver, and the container credentials endpoint.
+#include <CLI/CLI.hpp>
+#include <boost/asio.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/json.hpp>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <deque>
+#include <map>
+#include <memory>
+
+#include "aws/sigv4.h"
+#include "aws/xml.h"
+#include "common/log.h"
+#include "common/strings.h"
+#include "exec/message.h"
+#include "exec/payloads.h"
+#include "exec/stream.h"
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+namespace websocket = beast::websocket;
+namespace json = boost::json;
+using namespace pier;
+using namespace std::chrono_literals;
+using tcp = asio::ip::tcp;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+constexpr const char* kAgentVersion = "3.3.1142.0";
+
+using Ws = websocket::stream<beast::tcp_stream>;
+
+struct Config {
+  std::string target, host, port, region = "us-east-1", key, secret, token;
+};
+Config g_cfg;
+
+std::string env(const char* n) {
+  const char* v = std::getenv(n);
+  return v ? v : "";
+}
+
+// SigV4 headers for a request to ssmmessages.
+std::vector<std::pair<std::string, std::string>> signed_headers(const std::string& method,
+                                                                const std::string& target,
+                                                                const std::string& body) {
+  aws::sigv4::WireRequest w;
+  w.method = method;
+  auto q = target.find('?');
+  w.path = target.substr(0, q);
+  if (q != std::string::npos) w.query = target.substr(q + 1);
+  w.headers = {{"Host", g_cfg.host + ":" + g_cfg.port}};
+  if (method == "POST") w.headers.emplace_back("Content-Type", "application/json");
+  w.body = body;
+  aws::sigv4::sign(w, g_cfg.key, g_cfg.secret, g_cfg.region, "ssmmessages",
+                   std::chrono::system_clock::now(), g_cfg.token);
+  return w.headers;
+}
+
+// POST /v1/{control,data}-channel/ID → the token in the XML answer.
+asio::awaitable<Result<std::string>> create_channel(const std::string& path, const std::string& body) {
+  auto ex = co_await asio::this_coro::executor;
+  tcp::resolver resolver(ex);
+  auto [rec, eps] = co_await resolver.async_resolve(g_cfg.host, g_cfg.port, kTuple);
+  if (rec) co_return Error::internal("resolve " + g_cfg.host + ": " + rec.message());
+  beast::tcp_stream s(ex);
+  s.expires_after(15s);
+  auto [cec, ep] = co_await s.async_connect(eps, kTuple);
+  if (cec) co_return Error::internal("connect: " + cec.message());
+  bhttp::request<bhttp::string_body> req{bhttp::verb::post, path, 11};
+  for (auto& [k, v] : signed_headers("POST", path, body)) req.set(k, v);
+  req.body() = body;
+  req.prepare_payload();
+  auto [wec, wn] = co_await bhttp::async_write(s, req, kTuple);
+  if (wec) co_return Error::internal("write: " + wec.message());
+  beast::flat_buffer buf;
+  bhttp::response<bhttp::string_body> res;
+  auto [hec, hn] = co_await bhttp::async_read(s, buf, res, kTuple);
+  if (hec) co_return Error::internal("read: " + hec.message());
+  if (res.result_int() != 201)
+    co_return Error::denied("ChannelRefused", fmt::format("{} {}: {}", path, res.result_int(), res.body()));
+  auto x = aws::xml::parse(res.body());
+  if (!x.ok() || !x->child("TokenValue")) co_return Error::internal("no TokenValue in the answer");
+  co_return x->child("TokenValue")->text;
+}
+
+asio::awaitable<Result<std::unique_ptr<Ws>>> open_ws(const std::string& target) {
+  auto ex = co_await asio::this_coro::executor;
+  tcp::resolver resolver(ex);
+  auto [rec, eps] = co_await resolver.async_resolve(g_cfg.host, g_cfg.port, kTuple);
+  if (rec) co_return Error::internal("resolve: " + rec.message());
+  auto ws = std::make_unique<Ws>(ex);
+  beast::get_lowest_layer(*ws).expires_after(15s);
+  auto [cec, ep] = co_await beast::get_lowest_layer(*ws).async_connect(eps, kTuple);
+  if (cec) co_return Error::internal("connect: " + cec.message());
+  beast::get_lowest_layer(*ws).expires_never();
+  // The upgrade is signed as a plain GET of the URL (§6.2).
+  auto headers = signed_headers("GET", target, "");
+  ws->set_option(websocket::stream_base::decorator([headers](websocket::request_type& r) {
+    for (auto& [k, v] : headers)
+      if (!str::iequals(k, "Host")) r.set(k, v);
+  }));
+  websocket::stream_base::timeout t = websocket::stream_base::timeout::suggested(beast::role_type::client);
+  t.idle_timeout = 60s;
+  t.keep_alive_pings = true;
+  ws->set_option(t);
+  ws->read_message_max(64 * 1024 * 1024);
+  auto [hec] = co_await ws->async_handshake(g_cfg.host + ":" + g_cfg.port, target, kTuple);
+  if (hec) co_return Error::internal("upgrade " + target + ": " + hec.message());
+  co_return ws;
+}
+
+// Serialized writes to one WebSocket from any coroutine on its executor.
+class Writer : public std::enable_shared_from_this<Writer> {
+ public:
+  explicit Writer(Ws& ws) : ws_(ws) {}
+  void send(std::string frame, bool text = false) {
+    q_.push_back({std::move(frame), text});
+    if (!busy_) asio::co_spawn(ws_.get_executor(), drain(shared_from_this()), asio::detached);
+  }
+  bool idle() const { return !busy_ && q_.empty(); }
+  void stop() { stopped_ = true; }
+
+ private:
+  static asio::awaitable<void> drain(std::shared_ptr<Writer> self) {
+    self->busy_ = true;
+    while (!self->q_.empty() && !self->stopped_) {
+      auto [f, text] = std::move(self->q_.front());
+      self->q_.pop_front();
+      self->ws_.text(text);
+      auto [ec, n] = co_await self->ws_.async_write(asio::buffer(f), kTuple);
+      if (ec) break;
+    }
+    self->busy_ = false;
+  }
+  Ws& ws_;
+  std::deque<std::pair<std::string, bool>> q_;
+  bool busy_ = false;
+  bool stopped_ = false;
+};
+
+std::shared_ptr<Writer> g_control;  // the live control channel's writer, if any
+
+std::string frame(std::string_view type, exec::PayloadType pt, std::string payload, uint64_t flags) {
+  auto f = exec::serialize(exec::make_message(type, 0, flags, pt, std::move(payload)));
+  return f.ok() ? std::move(f).value() : std::string();
+}
+
+// Shell-style words: quotes and backslashes honoured, as the agent splits
+// commands in container mode (§6.6).
+std::vector<std::string> split_words(std::string_view s) {
+  std::vector<std::string> out;
+  std::string cur;
+  bool in_word = false;
+  char quote = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (quote) {
+      if (c == quote) quote = 0;
+      else if (c == '\\' && quote == '"' && i + 1 < s.size()) cur += s[++i];
+      else cur += c;
+    } else if (c == '\'' || c == '"') {
+      quote = c;
+      in_word = true;
+    } else if (c == '\\' && i + 1 < s.size()) {
+      cur += s[++i];
+      in_word = true;
+    } else if (c == ' ' || c == '\t' || c == '\n') {
+      if (in_word) out.push_back(std::move(cur));
+      cur.clear();
+      in_word = false;
+    } else {
+      cur += c;
+      in_word = true;
+    }
+  }
+  if (in_word) out.push_back(std::move(cur));
+  return out;
+}
+
+struct Child {
+  pid_t pid = -1;
+  int pty = -1, out = -1, err = -1;
+};
+
+Child spawn(const std::vector<std::string>& argv, bool use_pty, bool separate) {
+  Child c;
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  auto child_env = [] {
+    setenv("TERM", "xterm-256color", 1);
+    if (!std::getenv("LANG")) setenv("LANG", "C.UTF-8", 1);
+    signal(SIGPIPE, SIG_DFL);
+  };
+  if (use_pty) {
+    c.pid = forkpty(&c.pty, nullptr, nullptr, nullptr);
+    if (c.pid == 0) {
+      child_env();
+      execvp(args[0], args.data());
+      _exit(127);
+    }
+    return c;
+  }
+  int o[2], e[2], in[2];
+  if (pipe(o) || pipe(e) || pipe(in)) return c;
+  c.pid = fork();
+  if (c.pid == 0) {
+    child_env();
+    dup2(in[0], 0);
+    dup2(o[1], 1);
+    dup2(separate ? e[1] : o[1], 2);
+    close(o[0]); close(o[1]); close(e[0]); close(e[1]); close(in[0]); close(in[1]);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  close(o[1]);
+  close(e[1]);
+  close(in[0]);
+  close(in[1]);  // NonInteractiveCommands: stdin is not forwarded, as in SSM
+  c.out = o[0];
+  c.err = e[0];
+  return c;
+}
+
+struct SessionState {
+  std::shared_ptr<Writer> writer;
+  exec::StreamSender sender{std::string(exec::message_type::kOutputStreamData),
+                            exec::SenderPolicy::agent(), exec::steady_clock()};
+  exec::StreamReceiver receiver{exec::ReceiverPolicy::agent()};
+  Child child;
+  bool done = false;
+};
+std::map<std::string, std::shared_ptr<SessionState>> g_sessions;
+
+asio::awaitable<void> pump(std::shared_ptr<SessionState> st, int fd, exec::PayloadType pt) {
+  auto ex = co_await asio::this_coro::executor;
+  asio::posix::stream_descriptor d(ex, dup(fd));
+  std::string buf(1024, '\0');
+  for (;;) {
+    auto [ec, n] = co_await d.async_read_some(asio::buffer(buf), kTuple);
+    if (ec || n == 0) break;  // EOF, or EIO from a pty whose child is gone
+    auto f = st->sender.send(pt, buf.substr(0, n));
+    if (f.ok()) st->writer->send(std::move(f).value());
+  }
+}
+
+asio::awaitable<void> run_session(std::string session_id, json::object task) {
+  auto log = log::get("agent");
+  auto ex = co_await asio::this_coro::executor;
+  json::object doc = task.contains("DocumentContent") && task["DocumentContent"].is_object()
+                         ? task["DocumentContent"].as_object() : json::object();
+  std::string type = doc.contains("sessionType") && doc["sessionType"].is_string()
+                         ? std::string(doc["sessionType"].as_string()) : "Standard_Stream";
+  std::string commands;
+  bool separate = false;
+  if (auto* p = doc.if_contains("properties"); p && p->is_object())
+    if (auto* l = p->as_object().if_contains("linux"); l && l->is_object()) {
+      auto& lo = l->as_object();
+      if (auto* c = lo.if_contains("commands"); c && c->is_string()) commands = std::string(c->as_string());
+      if (auto* s = lo.if_contains("separateOutputStream"); s && s->is_bool()) separate = s->as_bool();
+    }
+
+  std::string body = fmt::format(R"({{"MessageSchemaVersion":"1.0","RequestId":"{}","ClientId":""}})",
+                                 exec::Uuid::random().str());
+  auto token = co_await create_channel("/v1/data-channel/" + session_id, body);
+  if (!token.ok()) {
+    log->error("session {}: {}", session_id, token.error().message);
+    co_return;
+  }
+  auto wsr = co_await open_ws("/v1/data-channel/" + session_id + "?role=publish_subscribe");
+  if (!wsr.ok()) {
+    log->error("session {}: {}", session_id, wsr.error().message);
+    co_return;
+  }
+  auto ws = std::move(wsr).value();
+  auto st = std::make_shared<SessionState>();
+  st->writer = std::make_shared<Writer>(*ws);
+  g_sessions[session_id] = st;
+  exec::AgentOpenDataChannel open{"1.0", exec::Uuid::random().str(), *token, g_cfg.target, ""};
+  st->writer->send(exec::to_json(open), /*text=*/true);
+  st->writer->send(frame(exec::message_type::kAgentSessionState, exec::PayloadType::kNone,
+                         exec::to_json(exec::AgentSessionState{1, "Connected", session_id}),
+                         exec::kFlagSyn | exec::kFlagFin));
+
+  bool interactive = type != "NonInteractiveCommands";
+  auto argv = split_words(commands);
+  if (argv.empty()) argv = {"sh"};
+  st->child = spawn(argv, interactive, separate);
+  log->info("session {}: {} pid {}", session_id, type, st->child.pid);
+
+  // Reader of the data channel: acks, input, resizes, channel_closed.
+  asio::co_spawn(ex, [st, w = ws.get()]() -> asio::awaitable<void> {
+    for (;;) {
+      beast::flat_buffer buf;
+      auto [ec, n] = co_await w->async_read(buf, kTuple);
+      if (ec) break;
+      auto m = exec::parse(beast::buffers_to_string(buf.data()));
+      if (!m.ok() || !exec::validate(*m, exec::Receiver::kAgent).ok()) continue;
+      if (m->type == exec::message_type::kAcknowledge) {
+        if (auto a = exec::parse_acknowledge(m->payload); a.ok()) st->sender.on_ack(a->sequence);
+      } else if (m->type == exec::message_type::kInputStreamData) {
+        auto out = st->receiver.on_message(*m);
+        if (out.ack) {
+          auto ack = exec::serialize(exec::make_ack(*m));
+          if (ack.ok()) st->writer->send(std::move(ack).value());
+        }
+        for (auto& d : out.deliver) {
+          if (d.payload_type == exec::PayloadType::kOutput && st->child.pty >= 0) {
+            (void)!write(st->child.pty, d.payload.data(), d.payload.size());
+          } else if (d.payload_type == exec::PayloadType::kSize && st->child.pty >= 0) {
+            if (auto sz = exec::parse_size(d.payload); sz.ok()) {
+              winsize wsz{static_cast<unsigned short>(sz->rows), static_cast<unsigned short>(sz->cols), 0, 0};
+              ioctl(st->child.pty, TIOCSWINSZ, &wsz);
+            }
+          } else if (d.payload_type == exec::PayloadType::kFlag) {
+            if (exec::parse_flag(d.payload) == exec::PayloadFlag::kTerminateSession && st->child.pid > 0)
+              kill(st->child.pid, SIGHUP);
+          }
+        }
+      } else if (m->type == exec::message_type::kChannelClosed) {
+        if (st->child.pid > 0) kill(st->child.pid, SIGHUP);
+        break;
+      }
+    }
+  }, asio::detached);
+
+  // Retransmission: every 100 ms, the oldest unacknowledged message if late.
+  asio::co_spawn(ex, [st]() -> asio::awaitable<void> {
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    while (!st->done) {
+      t.expires_after(100ms);
+      co_await t.async_wait(kTuple);
+      for (auto& f : st->sender.tick()) st->writer->send(std::move(f));
+    }
+  }, asio::detached);
+
+  if (st->child.pty >= 0) {
+    co_await pump(st, st->child.pty, exec::PayloadType::kOutput);
+  } else {
+    // stdout and stderr concurrently; the session ends when both close.
+    auto both = std::make_shared<int>(2);
+    asio::steady_timer wait(ex);
+    for (auto [fd, pt] : {std::pair{st->child.out, exec::PayloadType::kOutput},
+                          std::pair{st->child.err, exec::PayloadType::kStdErr}}) {
+      asio::co_spawn(ex, [st, fd = fd, pt = pt, both]() -> asio::awaitable<void> {
+        co_await pump(st, fd, pt);
+        --*both;
+      }, asio::detached);
+    }
+    while (*both > 0) {
+      wait.expires_after(5ms);
+      co_await wait.async_wait(kTuple);
+    }
+  }
+  int status = 0;
+  asio::steady_timer t(ex);
+  while (waitpid(st->child.pid, &status, WNOHANG) == 0) {
+    t.expires_after(5ms);
+    co_await t.async_wait(kTuple);
+  }
+  for (int fd : {st->child.pty, st->child.out, st->child.err})
+    if (fd >= 0) close(fd);
+  int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  if (!interactive) {
+    auto f = st->sender.send(exec::PayloadType::kExitCode, fmt::format("EXIT_CODE: {}", code));
+    if (f.ok()) st->writer->send(std::move(f).value());
+  }
+  // Up to 2 s for the client to acknowledge what is still in flight (§5.11).
+  for (int i = 0; i < 200 && st->sender.buffered() > 0; ++i) {
+    t.expires_after(10ms);
+    co_await t.async_wait(kTuple);
+  }
+  st->writer->send(frame(exec::message_type::kAgentSessionState, exec::PayloadType::kNone,
+                         exec::to_json(exec::AgentSessionState{1, "Terminating", session_id}),
+                         exec::kFlagSyn | exec::kFlagFin));
+  for (int i = 0; i < 100 && !st->writer->idle(); ++i) {
+    t.expires_after(10ms);
+    co_await t.async_wait(kTuple);
+  }
+  st->done = true;
+  json::object done{{"SchemaVersion", 1}, {"TaskId", session_id}, {"Topic", "agent_task_complete"},
+                    {"FinalTaskStatus", "Success"}, {"IsRoutingFailure", false}, {"AwsAccountId", ""},
+                    {"InstanceId", g_cfg.target}, {"Output", ""}, {"S3Bucket", ""}, {"S3UrlSuffix", ""},
+                    {"CwlGroup", ""}, {"CwlStream", ""}, {"RetryNumber", 1}};
+  if (g_control)
+    g_control->send(frame(exec::message_type::kAgentTaskComplete, exec::PayloadType::kNone,
+                          json::serialize(done), 0));
+  boost::system::error_code ignored;
+  beast::get_lowest_layer(*ws).socket().close(ignored);
+  for (int i = 0; i < 100 && !st->writer->idle(); ++i) {
+    t.expires_after(10ms);
+    co_await t.async_wait(kTuple);
+  }
+  t.expires_after(200ms);  // let the reader and ticker see the close
+  co_await t.async_wait(kTuple);
+  g_sessions.erase(session_id);
+  log->info("session {}: exit {}", session_id, code);
+}
+
+asio::awaitable<void> control_loop() {
+  auto log = log::get("agent");
+  auto ex = co_await asio::this_coro::executor;
+  asio::steady_timer t(ex);
+  std::chrono::milliseconds backoff = 200ms;
+  for (;;) {
+    std::string body = fmt::format(R"({{"MessageSchemaVersion":"1.0","RequestId":"{}"}})",
+                                   exec::Uuid::random().str());
+    std::string path = "/v1/control-channel/" + g_cfg.target;
+    auto token = co_await create_channel(path, body);
+    Result<std::unique_ptr<Ws>> wsr = Error::internal("no token");
+    if (token.ok()) wsr = co_await open_ws(path + "?role=subscribe&stream=input");
+    if (!token.ok() || !wsr.ok()) {
+      log->warn("control channel: {}", token.ok() ? wsr.error().message : token.error().message);
+      t.expires_after(backoff);
+      co_await t.async_wait(kTuple);
+      backoff = std::min<std::chrono::milliseconds>(backoff * 2, 5000ms);  // capped at 5 s
+      continue;
+    }
+    backoff = 200ms;
+    auto ws = std::move(wsr).value();
+    auto writer = std::make_shared<Writer>(*ws);
+    g_control = writer;
+    exec::AgentOpenControlChannel open{"1.0", exec::Uuid::random().str(), *token, kAgentVersion, "linux"};
+    writer->send(exec::to_json(open), true);
+    log->info("control channel open for {}", g_cfg.target);
+    std::printf("pier-exec-agent: connected as %s\n", g_cfg.target.c_str());
+    std::fflush(stdout);
+    for (;;) {
+      beast::flat_buffer buf;
+      auto [ec, n] = co_await ws->async_read(buf, kTuple);
+      if (ec) break;
+      auto m = exec::parse(beast::buffers_to_string(buf.data()));
+      if (!m.ok() || !exec::validate(*m, exec::Receiver::kAgent).ok()) continue;
+      if (m->type == exec::message_type::kInteractiveShell) {
+        boost::system::error_code jec;
+        auto mgs = json::parse(m->payload, jec);
+        if (jec || !mgs.is_object() || !mgs.as_object().contains("Content")) continue;
+        auto content = mgs.as_object()["Content"];
+        if (!content.is_string()) continue;
+        auto task = json::parse(content.as_string(), jec);
+        if (jec || !task.is_object()) continue;
+        auto& to = task.as_object();
+        std::string sid = to.contains("SessionId") && to["SessionId"].is_string() ? std::string(to["SessionId"].as_string()) : "";
+        if (sid.empty()) continue;
+        asio::co_spawn(ex, run_session(sid, to), asio::detached);
+      } else if (m->type == exec::message_type::kChannelClosed) {
+        if (auto c = exec::parse_channel_closed(m->payload); c.ok())
+          if (auto it = g_sessions.find(c->session_id); it != g_sessions.end() && it->second->child.pid > 0)
+            kill(it->second->child.pid, SIGHUP);
+      }
+    }
+    g_control.reset();
+    writer->stop();
+    log->warn("control channel closed; reconnecting");
+    t.expires_after(backoff);
+    co_await t.async_wait(kTuple);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"pier-exec-agent — serves Session Manager sessions for one target"};
+  std::string endpoint = env("AWS_ENDPOINT_URL").empty() ? "http://127.0.0.1:4566" : env("AWS_ENDPOINT_URL");
+  std::string level = "info";
+  app.add_option("--target", g_cfg.target, "the target id (e.g. mi-0123456789abcdef0)")->required();
+  app.add_option("--endpoint", endpoint, "ssmmessages endpoint (http://HOST:PORT)");
+  app.add_option("--log-level", level, "trace, debug, info, warn, error");
+  CLI11_PARSE(app, argc, argv);
+  log::init(level);
+  std::string e = endpoint;
+  if (!e.starts_with("http://")) {
+    fmt::print(stderr, "pier-exec-agent: --endpoint must be http://HOST:PORT (TLS comes later)\n");
+    return 2;
+  }
+  e = e.substr(7);
+  e = e.substr(0, e.find('/'));
+  auto colon = e.rfind(':');
+  g_cfg.host = colon == std::string::npos ? e : e.substr(0, colon);
+  g_cfg.port = colon == std::string::npos ? "80" : e.substr(colon + 1);
+  g_cfg.region = env("AWS_REGION").empty() ? (env("AWS_DEFAULT_REGION").empty() ? "us-east-1" : env("AWS_DEFAULT_REGION")) : env("AWS_REGION");
+  g_cfg.key = env("AWS_ACCESS_KEY_ID").empty() ? "test" : env("AWS_ACCESS_KEY_ID");
+  g_cfg.secret = env("AWS_SECRET_ACCESS_KEY").empty() ? "test" : env("AWS_SECRET_ACCESS_KEY");
+  g_cfg.token = env("AWS_SESSION_TOKEN");
+  signal(SIGPIPE, SIG_IGN);
+  asio::io_context ioc{1};
+  asio::signal_set stop(ioc, SIGTERM, SIGINT);
+  stop.async_wait([&](boost::system::error_code, int) { ioc.stop(); });
+  asio::co_spawn(ioc, control_loop(), asio::detached);
+  ioc.run();
+  return 0;
+}
