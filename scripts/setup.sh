@@ -37,4 +37,10 @@ fi
 BUILD_TYPE="${PIER_BUILD_TYPE:-RelWithDebInfo}"
 cmake -S . -B build -DCMAKE_BUILD_TYPE="$BUILD_TYPE" -DPIER_PYTHON="$PY" >/dev/null
 cmake --build build -j"$(nproc)"
+# The AWS CLI finds the Session Manager plugin on PATH: link ours there,
+# unless another plugin (AWS's own) is installed in that place.
+LINK=/usr/local/bin/session-manager-plugin
+if [[ ! -e "$LINK" || -L "$LINK" ]]; then
+  ln -sfn "$PWD/build/bin/session-manager-plugin" "$LINK"
+fi
 echo "setup: built $(ls build/bin | tr '\n' ' ')"

@@ -33,6 +33,7 @@
 #include "exec/message.h"
 #include "exec/payloads.h"
 #include "exec/stream.h"
+#include "exec/ws_writer.h"
 
 namespace {
 
@@ -47,7 +48,7 @@ using tcp = asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr const char* kAgentVersion = "3.3.1142.0";
 
-using Ws = websocket::stream<beast::tcp_stream>;
+using Ws = exec::ClientWs;
 
 struct Config {
   std::string target, host, port, region = "us-east-1", key, secret, token;
@@ -129,34 +130,7 @@ asio::awaitable<Result<std::unique_ptr<Ws>>> open_ws(const std::string& target) 
   co_return ws;
 }
 
-// Serialized writes to one WebSocket from any coroutine on its executor.
-class Writer : public std::enable_shared_from_this<Writer> {
- public:
-  explicit Writer(Ws& ws) : ws_(ws) {}
-  void send(std::string frame, bool text = false) {
-    q_.push_back({std::move(frame), text});
-    if (!busy_) asio::co_spawn(ws_.get_executor(), drain(shared_from_this()), asio::detached);
-  }
-  bool idle() const { return !busy_ && q_.empty(); }
-  void stop() { stopped_ = true; }
-
- private:
-  static asio::awaitable<void> drain(std::shared_ptr<Writer> self) {
-    self->busy_ = true;
-    while (!self->q_.empty() && !self->stopped_) {
-      auto [f, text] = std::move(self->q_.front());
-      self->q_.pop_front();
-      self->ws_.text(text);
-      auto [ec, n] = co_await self->ws_.async_write(asio::buffer(f), kTuple);
-      if (ec) break;
-    }
-    self->busy_ = false;
-  }
-  Ws& ws_;
-  std::deque<std::pair<std::string, bool>> q_;
-  bool busy_ = false;
-  bool stopped_ = false;
-};
+using Writer = exec::WsWriter;
 
 std::shared_ptr<Writer> g_control;  // the live control channel's writer, if any
 
