@@ -114,6 +114,8 @@ asio::awaitable<Result<std::unique_ptr<Ws>>> open_ws(const std::string& target) 
   auto [cec, ep] = co_await beast::get_lowest_layer(*ws).async_connect(eps, kTuple);
   if (cec) co_return Error::internal("connect: " + cec.message());
   beast::get_lowest_layer(*ws).expires_never();
+  // Small frames (acks, keystrokes) must not wait for Nagle.
+  beast::get_lowest_layer(*ws).socket().set_option(tcp::no_delay(true));
   // The upgrade is signed as a plain GET of the URL (§6.2).
   auto headers = signed_headers("GET", target, "");
   ws->set_option(websocket::stream_base::decorator([headers](websocket::request_type& r) {
@@ -226,10 +228,13 @@ struct SessionState {
 };
 std::map<std::string, std::shared_ptr<SessionState>> g_sessions;
 
-asio::awaitable<void> pump(std::shared_ptr<SessionState> st, int fd, exec::PayloadType pt) {
+// Terminal output goes in messages of at most 1 KiB, as AWS's agent sends it;
+// pipe output of non-interactive sessions in 64 KiB ones (the protocol allows
+// any size, and every message costs a digest, an ack and a relay hop).
+asio::awaitable<void> pump(std::shared_ptr<SessionState> st, int fd, exec::PayloadType pt, size_t chunk) {
   auto ex = co_await asio::this_coro::executor;
   asio::posix::stream_descriptor d(ex, dup(fd));
-  std::string buf(1024, '\0');
+  std::string buf(chunk, '\0');
   for (;;) {
     auto [ec, n] = co_await d.async_read_some(asio::buffer(buf), kTuple);
     if (ec || n == 0) break;  // EOF, or EIO from a pty whose child is gone
@@ -329,7 +334,7 @@ asio::awaitable<void> run_session(std::string session_id, json::object task) {
   }, asio::detached);
 
   if (st->child.pty >= 0) {
-    co_await pump(st, st->child.pty, exec::PayloadType::kOutput);
+    co_await pump(st, st->child.pty, exec::PayloadType::kOutput, 1024);
   } else {
     // stdout and stderr concurrently; the session ends when both close.
     auto both = std::make_shared<int>(2);
@@ -337,7 +342,7 @@ asio::awaitable<void> run_session(std::string session_id, json::object task) {
     for (auto [fd, pt] : {std::pair{st->child.out, exec::PayloadType::kOutput},
                           std::pair{st->child.err, exec::PayloadType::kStdErr}}) {
       asio::co_spawn(ex, [st, fd = fd, pt = pt, both]() -> asio::awaitable<void> {
-        co_await pump(st, fd, pt);
+        co_await pump(st, fd, pt, 64 * 1024);
         --*both;
       }, asio::detached);
     }

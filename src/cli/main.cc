@@ -211,6 +211,7 @@ int run_exec(const Endpoint& ep, const std::string& target, const std::vector<st
     websocket::stream<asio::ip::tcp::socket> ws(ioc);
     asio::connect(ws.next_layer(), resolver.resolve(hostport.substr(0, colon),
                                                     colon == std::string::npos ? "80" : hostport.substr(colon + 1)));
+    ws.next_layer().set_option(asio::ip::tcp::no_delay(true));
     ws.handshake(hostport, path);
     ws.read_message_max(64 * 1024 * 1024);
     pier::exec::ClientOpenDataChannel open{"1.0", pier::exec::Uuid::random().str(), token,

@@ -169,6 +169,7 @@ asio::awaitable<int> session(SessionArgs args) {
   std::string port = colon == std::string::npos ? "80" : hostport.substr(colon + 1);
   auto eps = co_await resolver.async_resolve(host, port, redirect);
   if (!ec) co_await beast::get_lowest_layer(ws).async_connect(eps, redirect);
+  if (!ec) beast::get_lowest_layer(ws).socket().set_option(asio::ip::tcp::no_delay(true), ec);
   if (!ec) co_await ws.async_handshake(hostport, path, redirect);
   if (ec) {
     std::fprintf(stdout, "Cannot perform start session: %s\n", ec.message().c_str());

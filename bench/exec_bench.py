@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""The exec path, measured: a fresh pierd and a pier-exec-agent (host target)
+on loopback. Prints, side by side in one run:
+- StartSession → first output byte: `pier exec -- echo x` end to end (its
+  wall time, which also holds the pier process start; p50/p99 over N runs);
+- non-interactive throughput agent → client for SIZE MiB through the broker,
+  next to raw loopback TCP measured in the same run, and the ratio.
+Loopback only; it stops what it starts, by pid.
+"""
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(os.environ.get("PIER_BUILD_DIR", os.path.join(ROOT, "build")), "bin")
+ENV = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1")
+TARGET = "mi-0be0c4ba5e0000000"
+
+
+def raw_tcp(size):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    got = [0]
+
+    def sink():
+        c, _ = srv.accept()
+        while True:
+            b = c.recv(1 << 20)
+            if not b:
+                break
+            got[0] += len(b)
+        c.close()
+    t = threading.Thread(target=sink)
+    t.start()
+    # Same producer as the exec run: head reading /dev/zero, into a socket.
+    cli = socket.create_connection(("127.0.0.1", port))
+    t0 = time.perf_counter()
+    p = subprocess.Popen(["head", "-c", str(size), "/dev/zero"], stdout=cli.fileno())
+    p.wait()
+    cli.close()
+    t.join()
+    dt = time.perf_counter() - t0
+    srv.close()
+    assert got[0] == size
+    return size / dt / 1e6
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--mib", type=int, default=256)
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="pier-exec-bench-")
+    procs = []
+    try:
+        pierd = subprocess.Popen([os.path.join(BIN, "pierd"), "--listen", "127.0.0.1:0", "--home",
+                                  os.path.join(tmp, "home")], stdout=subprocess.PIPE,
+                                 stderr=open(os.path.join(tmp, "pierd.log"), "wb"))
+        procs.append(pierd)
+        endpoint = pierd.stdout.readline().decode().strip().split("ready on ")[1]
+        agent = subprocess.Popen([os.path.join(BIN, "pier-exec-agent"), "--target", TARGET, "--endpoint", endpoint,
+                                  "--log-level", "warn"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=ENV)
+        procs.append(agent)
+        agent.stdout.readline()
+        cmd = [os.path.join(BIN, "pier"), "--endpoint", endpoint, "exec", "--target", TARGET, "--"]
+
+        times = []
+        for _ in range(args.runs):
+            t0 = time.perf_counter()
+            out = subprocess.run(cmd + ["echo", "x"], env=ENV, capture_output=True).stdout
+            times.append((time.perf_counter() - t0) * 1000)
+            assert out == b"x\n"
+        times.sort()
+        p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
+
+        size = args.mib * 1024 * 1024
+        t0 = time.perf_counter()
+        p = subprocess.run(cmd + ["head", "-c", str(size), "/dev/zero"], env=ENV, stdout=subprocess.PIPE)
+        dt = time.perf_counter() - t0
+        assert len(p.stdout) == size, len(p.stdout)
+        exec_mbs = size / dt / 1e6
+        tcp_mbs = raw_tcp(size)
+
+        print("pier exec benchmark (host target, loopback, ws://)")
+        print("session start -> first output byte (pier exec -- echo x, %d runs): p50 %.1f ms, p99 %.1f ms"
+              " (goal p50 <= 30 ms)" % (args.runs, statistics.median(times), p99))
+        print("agent -> client, %d MiB non-interactive: %.0f MB/s; raw loopback TCP: %.0f MB/s; ratio %.3f"
+              " (goal >= 300 MB/s)" % (args.mib, exec_mbs, tcp_mbs, exec_mbs / tcp_mbs))
+        print("interactive keystroke round trip: not measured yet (issue 3)")
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
