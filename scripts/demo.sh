@@ -11,7 +11,13 @@ ENDPOINT="http://$LISTEN"
 mkdir -p "$HOME_DIR"
 build/bin/pierd --listen "$LISTEN" --home "$HOME_DIR" > /tmp/pierd-demo.out 2> "$HOME_DIR/pierd.log" &
 PIERD=$!
-trap 'kill -TERM $PIERD 2>/dev/null; wait $PIERD 2>/dev/null || true' EXIT INT TERM
+AGENT=""
+cleanup() {
+  [[ -n "$AGENT" ]] && kill -TERM "$AGENT" 2>/dev/null
+  kill -TERM "$PIERD" 2>/dev/null
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
 for _ in $(seq 100); do grep -q ready /tmp/pierd-demo.out 2>/dev/null && break; sleep 0.05; done
 cat /tmp/pierd-demo.out
 
@@ -24,5 +30,13 @@ run aws --endpoint-url "$ENDPOINT" ecs register-task-definition --family web \
   --container-definitions '[{"name":"app","image":"busybox","essential":true}]' \
   --query 'taskDefinition.[taskDefinitionArn,status,compatibilities]' --output text
 run /usr/bin/aws --endpoint-url "$ENDPOINT" ecs list-task-definitions --output text
+# The exec path with a host-level target (ECS tasks come with the next issues).
+build/bin/pier-exec-agent --target mi-0de000000000demo0 --endpoint "$ENDPOINT" \
+  > /tmp/pier-agent-demo.out 2> "$HOME_DIR/agent.log" &
+AGENT=$!
+for _ in $(seq 100); do grep -q connected /tmp/pier-agent-demo.out 2>/dev/null && break; sleep 0.05; done
+run build/bin/pier --endpoint "$ENDPOINT" exec --target mi-0de000000000demo0 -- uname -sr
+echo "A shell on that target, with the AWS CLI and pier's session-manager-plugin:"
+echo "  aws --endpoint-url $ENDPOINT ssm start-session --target mi-0de000000000demo0"
 echo "pierd is serving on $ENDPOINT (log: $HOME_DIR/pierd.log). Ctrl-C stops it."
 wait $PIERD
