@@ -21,7 +21,6 @@ namespace websocket = beast::websocket;
 namespace json = boost::json;
 using namespace std::chrono_literals;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
-constexpr auto kTokenLifetime = 60s;
 
 // One WebSocket as the broker sees it: a write queue drained by one writer
 // coroutine on the socket's executor. send() may be called from any thread.
@@ -123,7 +122,8 @@ asio::awaitable<Result<OpenChannel>> read_open(http::WsStream& ws) {
 
 }  // namespace
 
-Broker::Broker(std::string public_url) : public_url_(std::move(public_url)) {}
+Broker::Broker(std::string public_url, std::chrono::milliseconds token_lifetime)
+    : public_url_(std::move(public_url)), token_lifetime_(token_lifetime) {}
 Broker::~Broker() = default;
 
 std::string Broker::new_token(Token::Kind kind, const std::string& subject) {
@@ -132,7 +132,7 @@ std::string Broker::new_token(Token::Kind kind, const std::string& subject) {
   auto now = std::chrono::steady_clock::now();
   for (auto it = tokens_.begin(); it != tokens_.end();)
     it = it->second.expires < now ? tokens_.erase(it) : std::next(it);
-  tokens_[t] = Token{kind, subject, now + kTokenLifetime};
+  tokens_[t] = Token{kind, subject, now + token_lifetime_};
   return t;
 }
 

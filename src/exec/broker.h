@@ -42,7 +42,8 @@ class Broker {
   struct Started {
     std::string session_id, token, stream_url;
   };
-  explicit Broker(std::string public_url);
+  explicit Broker(std::string public_url,
+                  std::chrono::milliseconds token_lifetime = std::chrono::seconds(60));
   ~Broker();
 
   // REST (CreateControlChannel / CreateDataChannel).
@@ -88,6 +89,7 @@ class Broker {
   void close_client(Session& s, const std::string& output);
 
   std::string public_url_;
+  std::chrono::milliseconds token_lifetime_;
   mutable std::mutex mu_;
   std::map<std::string, Token> tokens_;
   std::map<std::string, std::shared_ptr<Channel>> controls_;  // by target

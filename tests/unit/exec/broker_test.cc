@@ -1,0 +1,167 @@
+#include "exec/broker.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/beast/websocket.hpp>
+
+#include <atomic>
+#include <thread>
+
+#include "exec/message.h"
+#include "exec/payloads.h"
+
+namespace pier::exec {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+
+// A broker behind a real server on loopback; authentication always passes
+// here (SigV4 and IAM on upgrades are covered by the e2e tests).
+struct Rig {
+  explicit Rig(std::chrono::milliseconds token_lifetime = 60s)
+      : broker("http://127.0.0.1:0", token_lifetime),
+        server({&ioc}, [](http::Request& req, const http::Peer&) {
+          return http::make_response(req.version(), beast::http::status::not_found, "text/plain", "");
+        }) {
+    server.set_upgrade_handler([this](http::Request& req, const http::Peer& peer) {
+      return broker.upgrade(req, peer, [](http::Request&, const http::Peer&, std::string_view) -> Status { return {}; });
+    });
+    port = server.listen("127.0.0.1", 0)->port();
+    server.start();
+    thread = std::thread([this] { ioc.run(); });
+  }
+  ~Rig() {
+    server.shutdown();
+    server.close_all();
+    ioc.stop();
+    thread.join();
+  }
+  asio::io_context ioc{1};
+  Broker broker;
+  http::Server server;
+  uint16_t port = 0;
+  std::thread thread;
+};
+
+struct Client {
+  Client(uint16_t port, const std::string& path, const std::string& first_text) : ws(ioc) {
+    ws.next_layer().connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    ws.handshake("127.0.0.1", path);
+    ws.text(true);
+    ws.write(asio::buffer(first_text));
+    ws.next_layer().set_option(asio::socket_base::receive_buffer_size(65536));
+    timeval tv{3, 0};
+    setsockopt(ws.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  void send(const std::string& frame) {
+    ws.binary(true);
+    ws.write(asio::buffer(frame));
+  }
+  // The next binary message, or nullopt when the broker closed the channel.
+  std::optional<Message> next() {
+    beast::flat_buffer buf;
+    boost::system::error_code ec;
+    ws.read(buf, ec);
+    if (ec) return std::nullopt;
+    auto m = parse(beast::buffers_to_string(buf.data()));
+    if (!m.ok()) return std::nullopt;
+    return *m;
+  }
+  asio::io_context ioc;
+  websocket::stream<tcp::socket> ws;
+};
+
+std::string control_open(const std::string& token) {
+  return to_json(AgentOpenControlChannel{"1.0", Uuid::random().str(), token, "3.3.1142.0", "linux"});
+}
+std::string client_open(const std::string& token) {
+  return to_json(ClientOpenDataChannel{"1.0", Uuid::random().str(), token, Uuid::random().str(), std::string("1.2.677.0")});
+}
+std::string agent_open(const std::string& token) {
+  return to_json(AgentOpenDataChannel{"1.0", Uuid::random().str(), token, "mi-1", ""});
+}
+
+void wait_connected(Broker& b, const std::string& target) {
+  for (int i = 0; i < 200 && !b.target_connected(target); ++i) std::this_thread::sleep_for(5ms);
+}
+
+TEST(Broker, RelaysBothWaysAndRefusesReusedAndForeignTokens) {
+  Rig rig;
+  Client control(rig.port, "/v1/control-channel/mi-1", control_open(rig.broker.control_channel_token("mi-1")));
+  wait_connected(rig.broker, "mi-1");
+  auto s1 = rig.broker.start_session("mi-1", "AWS-StartNonInteractiveCommand", {}, "me");
+  ASSERT_TRUE(s1.ok()) << s1.error().message;
+  auto shell = control.next();
+  ASSERT_TRUE(shell);
+  EXPECT_EQ(shell->type, message_type::kInteractiveShell);
+  EXPECT_NE(shell->payload.find(s1->session_id), std::string::npos);
+
+  auto agent_token = rig.broker.data_channel_token(s1->session_id);
+  ASSERT_TRUE(agent_token.ok());
+  Client agent(rig.port, "/v1/data-channel/" + s1->session_id, agent_open(*agent_token));
+  Client client(rig.port, "/v1/data-channel/" + s1->session_id, client_open(s1->token));
+
+  // Until the client's channel is bound, the broker drops what the agent
+  // sends (the agent would retransmit), so send until it arrives.
+  std::string hi = *serialize(make_message(message_type::kOutputStreamData, 0, 1, PayloadType::kOutput, "hi"));
+  std::atomic<bool> stop{false};
+  std::thread pusher([&] {
+    for (int i = 0; i < 60 && !stop; ++i) {
+      agent.send(hi);
+      std::this_thread::sleep_for(50ms);
+    }
+  });
+  auto got = client.next();
+  stop = true;
+  pusher.join();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->payload, "hi");
+  client.send(*serialize(make_ack(*got)));
+  auto ack = agent.next();
+  ASSERT_TRUE(ack);
+  EXPECT_EQ(ack->type, message_type::kAcknowledge);
+
+  // The client's token is spent once bound.
+  Client reuse(rig.port, "/v1/data-channel/" + s1->session_id, client_open(s1->token));
+  EXPECT_FALSE(reuse.next());
+  // A token of another session does not open this one.
+  auto s2 = rig.broker.start_session("mi-1", "AWS-StartNonInteractiveCommand", {}, "me");
+  ASSERT_TRUE(s2.ok());
+  Client foreign(rig.port, "/v1/data-channel/" + s1->session_id, client_open(s2->token));
+  EXPECT_FALSE(foreign.next());
+  // A control-channel token is no data-channel token.
+  Client wrong_kind(rig.port, "/v1/data-channel/" + s2->session_id,
+                    client_open(rig.broker.control_channel_token("mi-1")));
+  EXPECT_FALSE(wrong_kind.next());
+
+  // Terminating sends channel_closed to the client.
+  ASSERT_TRUE(rig.broker.terminate_session(s1->session_id).ok());
+  auto closed = client.next();
+  while (closed && closed->type == message_type::kOutputStreamData) closed = client.next();  // repeats of "hi"
+  ASSERT_TRUE(closed);
+  EXPECT_EQ(closed->type, message_type::kChannelClosed);
+}
+
+TEST(Broker, UnusedTokensExpire) {
+  Rig rig(100ms);
+  std::string token = rig.broker.control_channel_token("mi-2");
+  std::this_thread::sleep_for(200ms);
+  Client control(rig.port, "/v1/control-channel/mi-2", control_open(token));
+  EXPECT_FALSE(control.next());
+  EXPECT_FALSE(rig.broker.target_connected("mi-2"));
+}
+
+TEST(Broker, ATargetWithoutControlChannelIsNotConnected) {
+  Rig rig;
+  auto s = rig.broker.start_session("mi-3", "", {}, "me");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, "TargetNotConnected");
+  EXPECT_EQ(s.error().message, "mi-3 is not connected.");
+}
+
+}  // namespace
+}  // namespace pier::exec
