@@ -135,6 +135,9 @@ asio::awaitable<Result<std::unique_ptr<Ws>>> open_ws(const std::string& target) 
 using Writer = exec::WsWriter;
 
 std::shared_ptr<Writer> g_control;  // the live control channel's writer, if any
+// agent_task_complete frames not yet acknowledged, by MessageId: sent again
+// on every reconnect of the control channel until the broker acknowledges.
+std::map<std::string, std::string> g_pending_complete;
 
 std::string frame(std::string_view type, exec::PayloadType pt, std::string payload, uint64_t flags) {
   auto f = exec::serialize(exec::make_message(type, 0, flags, pt, std::move(payload)));
@@ -219,6 +222,11 @@ Child spawn(const std::vector<std::string>& argv, bool use_pty, bool separate) {
 }
 
 struct SessionState {
+  std::string session_id;
+  std::unique_ptr<Ws> ws;
+  std::vector<std::unique_ptr<Ws>> retired;  // kept until the session ends: old writers may still touch them
+  bool closed_by_broker = false;
+  bool paused = false;  // pause_publication: no sending, no reading output (§5.6)
   std::shared_ptr<Writer> writer;
   exec::StreamSender sender{std::string(exec::message_type::kOutputStreamData),
                             exec::SenderPolicy::agent(), exec::steady_clock()};
@@ -235,12 +243,40 @@ asio::awaitable<void> pump(std::shared_ptr<SessionState> st, int fd, exec::Paylo
   auto ex = co_await asio::this_coro::executor;
   asio::posix::stream_descriptor d(ex, dup(fd));
   std::string buf(chunk, '\0');
+  asio::steady_timer wait(ex);
   for (;;) {
+    // Paused, or too much unacknowledged: stop reading (the child blocks on
+    // a full pipe), so memory stays bounded while no client listens.
+    while (st->paused || st->sender.buffered() >= 1024) {
+      wait.expires_after(5ms);
+      co_await wait.async_wait(kTuple);
+      if (st->done || st->closed_by_broker) co_return;
+    }
     auto [ec, n] = co_await d.async_read_some(asio::buffer(buf), kTuple);
     if (ec || n == 0) break;  // EOF, or EIO from a pty whose child is gone
     auto f = st->sender.send(pt, buf.substr(0, n));
     if (f.ok()) st->writer->send(std::move(f).value());
   }
+}
+
+// (Re)opens the session's data channel: a fresh CreateDataChannel token, the
+// signed upgrade, the open frame; then everything still unacknowledged is sent
+// again (sequence numbers and buffers survive reconnects, §5.12).
+asio::awaitable<Status> connect_data(std::shared_ptr<SessionState> st) {
+  std::string body = fmt::format(R"({{"MessageSchemaVersion":"1.0","RequestId":"{}","ClientId":""}})",
+                                 exec::Uuid::random().str());
+  auto token = co_await create_channel("/v1/data-channel/" + st->session_id, body);
+  if (!token.ok()) co_return token.error();
+  auto wsr = co_await open_ws("/v1/data-channel/" + st->session_id + "?role=publish_subscribe");
+  if (!wsr.ok()) co_return wsr.error();
+  if (st->writer) st->writer->stop();
+  if (st->ws) st->retired.push_back(std::move(st->ws));
+  st->ws = std::move(wsr).value();
+  st->writer = std::make_shared<Writer>(*st->ws);
+  exec::AgentOpenDataChannel open{"1.0", exec::Uuid::random().str(), *token, g_cfg.target, ""};
+  st->writer->send(exec::to_json(open), /*text=*/true);
+  for (auto& f : st->sender.all_buffered()) st->writer->send(std::move(f));
+  co_return Status{};
 }
 
 asio::awaitable<void> run_session(std::string session_id, json::object task) {
@@ -259,24 +295,23 @@ asio::awaitable<void> run_session(std::string session_id, json::object task) {
       if (auto* s = lo.if_contains("separateOutputStream"); s && s->is_bool()) separate = s->as_bool();
     }
 
-  std::string body = fmt::format(R"({{"MessageSchemaVersion":"1.0","RequestId":"{}","ClientId":""}})",
-                                 exec::Uuid::random().str());
-  auto token = co_await create_channel("/v1/data-channel/" + session_id, body);
-  if (!token.ok()) {
-    log->error("session {}: {}", session_id, token.error().message);
-    co_return;
-  }
-  auto wsr = co_await open_ws("/v1/data-channel/" + session_id + "?role=publish_subscribe");
-  if (!wsr.ok()) {
-    log->error("session {}: {}", session_id, wsr.error().message);
-    co_return;
-  }
-  auto ws = std::move(wsr).value();
   auto st = std::make_shared<SessionState>();
-  st->writer = std::make_shared<Writer>(*ws);
+  st->session_id = session_id;
+  // The first open, retried as the agent retries it (§5.12).
+  Status opened = Error::internal("not opened");
+  asio::steady_timer retry(ex);
+  for (int attempt = 0; attempt < 6 && !opened.ok(); ++attempt) {
+    if (attempt) {
+      retry.expires_after(std::chrono::milliseconds(150 << attempt));
+      co_await retry.async_wait(kTuple);
+    }
+    opened = co_await connect_data(st);
+  }
+  if (!opened.ok()) {
+    log->error("session {}: {}", session_id, opened.error().message);
+    co_return;
+  }
   g_sessions[session_id] = st;
-  exec::AgentOpenDataChannel open{"1.0", exec::Uuid::random().str(), *token, g_cfg.target, ""};
-  st->writer->send(exec::to_json(open), /*text=*/true);
   st->writer->send(frame(exec::message_type::kAgentSessionState, exec::PayloadType::kNone,
                          exec::to_json(exec::AgentSessionState{1, "Connected", session_id}),
                          exec::kFlagSyn | exec::kFlagFin));
@@ -287,15 +322,18 @@ asio::awaitable<void> run_session(std::string session_id, json::object task) {
   st->child = spawn(argv, interactive, separate);
   log->info("session {}: {} pid {}", session_id, type, st->child.pid);
 
-  // Reader of the data channel: acks, input, resizes, channel_closed.
-  asio::co_spawn(ex, [st, w = ws.get()]() -> asio::awaitable<void> {
+  // Reader of the data channel: acks, input, resizes, channel_closed; on a
+  // broken channel, reconnect (up to 6 tries, backoff capped at 5 s).
+  asio::co_spawn(ex, [st]() -> asio::awaitable<void> {
+   for (;;) {
     for (;;) {
       beast::flat_buffer buf;
-      auto [ec, n] = co_await w->async_read(buf, kTuple);
+      auto [ec, n] = co_await st->ws->async_read(buf, kTuple);
       if (ec) break;
       auto m = exec::parse(beast::buffers_to_string(buf.data()));
       if (!m.ok() || !exec::validate(*m, exec::Receiver::kAgent).ok()) continue;
       if (m->type == exec::message_type::kAcknowledge) {
+        st->paused = false;  // any ack or input resumes a paused agent
         if (auto a = exec::parse_acknowledge(m->payload); a.ok()) st->sender.on_ack(a->sequence);
       } else if (m->type == exec::message_type::kInputStreamData) {
         auto out = st->receiver.on_message(*m);
@@ -316,11 +354,31 @@ asio::awaitable<void> run_session(std::string session_id, json::object task) {
               kill(st->child.pid, SIGHUP);
           }
         }
+      } else if (m->type == exec::message_type::kPausePublication) {
+        st->paused = true;
+      } else if (m->type == exec::message_type::kStartPublication) {
+        // A client is back: everything it may have missed, oldest first.
+        st->paused = false;
+        for (auto& f : st->sender.all_buffered()) st->writer->send(std::move(f));
       } else if (m->type == exec::message_type::kChannelClosed) {
         if (st->child.pid > 0) kill(st->child.pid, SIGHUP);
+        st->closed_by_broker = true;
         break;
       }
     }
+    if (st->done || st->closed_by_broker) co_return;
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    Status again = Error::internal("not reconnected");
+    for (int attempt = 0; attempt < 6 && !again.ok() && !st->done; ++attempt) {
+      t.expires_after(std::min(std::chrono::milliseconds(150 << attempt), std::chrono::milliseconds(5000)));
+      co_await t.async_wait(kTuple);
+      again = co_await connect_data(st);
+    }
+    if (!again.ok()) {
+      if (st->child.pid > 0) kill(st->child.pid, SIGHUP);
+      co_return;
+    }
+   }
   }, asio::detached);
 
   // Retransmission: every 100 ms, the oldest unacknowledged message if late.
@@ -329,6 +387,7 @@ asio::awaitable<void> run_session(std::string session_id, json::object task) {
     while (!st->done) {
       t.expires_after(100ms);
       co_await t.async_wait(kTuple);
+      if (st->paused) continue;
       for (auto& f : st->sender.tick()) st->writer->send(std::move(f));
     }
   }, asio::detached);
@@ -364,8 +423,10 @@ asio::awaitable<void> run_session(std::string session_id, json::object task) {
     auto f = st->sender.send(exec::PayloadType::kExitCode, fmt::format("EXIT_CODE: {}", code));
     if (f.ok()) st->writer->send(std::move(f).value());
   }
-  // Up to 2 s for the client to acknowledge what is still in flight (§5.11).
-  for (int i = 0; i < 200 && st->sender.buffered() > 0; ++i) {
+  // Time for the client to acknowledge what is still in flight: AWS's agent
+  // gives 2 s (§5.11); pier gives 10, so that a client reconnecting after a
+  // cut still gets every byte.
+  for (int i = 0; i < 1000 && st->sender.buffered() > 0 && !st->closed_by_broker; ++i) {
     t.expires_after(10ms);
     co_await t.async_wait(kTuple);
   }
@@ -381,11 +442,18 @@ asio::awaitable<void> run_session(std::string session_id, json::object task) {
                     {"FinalTaskStatus", "Success"}, {"IsRoutingFailure", false}, {"AwsAccountId", ""},
                     {"InstanceId", g_cfg.target}, {"Output", ""}, {"S3Bucket", ""}, {"S3UrlSuffix", ""},
                     {"CwlGroup", ""}, {"CwlStream", ""}, {"RetryNumber", 1}};
-  if (g_control)
-    g_control->send(frame(exec::message_type::kAgentTaskComplete, exec::PayloadType::kNone,
-                          json::serialize(done), 0));
+  {
+    auto m = exec::make_message(exec::message_type::kAgentTaskComplete, 0, 0, exec::PayloadType::kNone,
+                                json::serialize(done));
+    auto f = exec::serialize(m);
+    if (f.ok()) {
+      g_pending_complete[m.id.str()] = *f;
+      if (g_control) g_control->send(std::move(f).value());
+    }
+  }
   boost::system::error_code ignored;
-  beast::get_lowest_layer(*ws).socket().close(ignored);
+  st->done = true;
+  beast::get_lowest_layer(*st->ws).socket().close(ignored);
   for (int i = 0; i < 100 && !st->writer->idle(); ++i) {
     t.expires_after(10ms);
     co_await t.async_wait(kTuple);
@@ -421,6 +489,7 @@ asio::awaitable<void> control_loop() {
     g_control = writer;
     exec::AgentOpenControlChannel open{"1.0", exec::Uuid::random().str(), *token, kAgentVersion, "linux"};
     writer->send(exec::to_json(open), true);
+    for (const auto& [id, f] : g_pending_complete) writer->send(f);
     log->info("control channel open for {}", g_cfg.target);
     std::printf("pier-exec-agent: connected as %s\n", g_cfg.target.c_str());
     std::fflush(stdout);
@@ -442,6 +511,12 @@ asio::awaitable<void> control_loop() {
         std::string sid = to.contains("SessionId") && to["SessionId"].is_string() ? std::string(to["SessionId"].as_string()) : "";
         if (sid.empty()) continue;
         asio::co_spawn(ex, run_session(sid, to), asio::detached);
+      } else if (m->type == exec::message_type::kAgentTaskAcknowledge) {
+        boost::system::error_code jec;
+        auto v = json::parse(m->payload, jec);
+        if (!jec && v.is_object())
+          if (auto* id = v.as_object().if_contains("MessageId"); id && id->is_string())
+            g_pending_complete.erase(std::string(id->as_string()));
       } else if (m->type == exec::message_type::kChannelClosed) {
         if (auto c = exec::parse_channel_closed(m->payload); c.ok())
           if (auto it = g_sessions.find(c->session_id); it != g_sessions.end() && it->second->child.pid > 0)

@@ -11,6 +11,8 @@
 #include <optional>
 #include <unistd.h>
 
+#include <thread>
+
 #include <boost/beast/websocket.hpp>
 
 #include "aws/sigv4.h"
@@ -205,26 +207,61 @@ int run_exec(const Endpoint& ep, const std::string& target, const std::vector<st
   std::string hostport = rest.substr(0, rest.find('/'));
   std::string path = rest.substr(hostport.size());
   auto colon = hostport.rfind(':');
+  std::string session_id = str_of("SessionId");
   try {
     asio::io_context ioc;
     asio::ip::tcp::resolver resolver(ioc);
-    websocket::stream<asio::ip::tcp::socket> ws(ioc);
-    asio::connect(ws.next_layer(), resolver.resolve(hostport.substr(0, colon),
-                                                    colon == std::string::npos ? "80" : hostport.substr(colon + 1)));
-    ws.next_layer().set_option(asio::ip::tcp::no_delay(true));
-    ws.handshake(hostport, path);
-    ws.read_message_max(64 * 1024 * 1024);
-    pier::exec::ClientOpenDataChannel open{"1.0", pier::exec::Uuid::random().str(), token,
-                                           pier::exec::Uuid::random().str(), std::string("1.2.677.0")};
-    ws.text(true);
-    ws.write(asio::buffer(pier::exec::to_json(open)));
+    using Ws = websocket::stream<asio::ip::tcp::socket>;
+    std::string client_id = pier::exec::Uuid::random().str();
+    auto connect = [&](const std::string& tok) {
+      auto ws = std::make_unique<Ws>(ioc);
+      asio::connect(ws->next_layer(), resolver.resolve(hostport.substr(0, colon),
+                                                       colon == std::string::npos ? "80" : hostport.substr(colon + 1)));
+      ws->next_layer().set_option(asio::ip::tcp::no_delay(true));
+      ws->handshake(hostport, path);
+      ws->read_message_max(64 * 1024 * 1024);
+      pier::exec::ClientOpenDataChannel open{"1.0", pier::exec::Uuid::random().str(), tok, client_id,
+                                             std::string("1.2.677.0")};
+      ws->text(true);
+      ws->write(asio::buffer(pier::exec::to_json(open)));
+      return ws;
+    };
+    // A broken data channel: ResumeSession for a fresh token, then the same
+    // StreamUrl again; the receiver's state carries over (§5.12).
+    auto resume = [&]() -> std::unique_ptr<Ws> {
+      for (int attempt = 0; attempt < 6; ++attempt) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(150 << attempt));
+        std::string rerr;
+        auto rr = call_json(ep, "ssm", "AmazonSSM.ResumeSession",
+                            json::serialize(json::object{{"SessionId", session_id}}), rerr);
+        if (!rr || rr->status != 200) continue;
+        boost::system::error_code jec;
+        auto rv = json::parse(rr->body, jec);
+        if (jec || !rv.is_object()) continue;
+        auto* t = rv.as_object().if_contains("TokenValue");
+        if (!t || !t->is_string() || t->as_string().empty()) {
+          fmt::print(stderr, "Session: {} timed out.\n", session_id);
+          return nullptr;
+        }
+        try {
+          return connect(std::string(t->as_string()));
+        } catch (const std::exception&) {
+        }
+      }
+      return nullptr;
+    };
+    auto ws = connect(token);
     pier::exec::StreamReceiver receiver(pier::exec::ReceiverPolicy::client());
     int code = 0;
     for (;;) {
       beast::flat_buffer buf;
       boost::system::error_code rec;
-      ws.read(buf, rec);
-      if (rec) break;
+      ws->read(buf, rec);
+      if (rec) {
+        ws = resume();
+        if (!ws) return 255;
+        continue;
+      }
       auto m = pier::exec::parse(beast::buffers_to_string(buf.data()));
       if (!m.ok() || !pier::exec::validate(*m, pier::exec::Receiver::kClient).ok()) continue;
       if (m->type == pier::exec::message_type::kChannelClosed) {
@@ -236,8 +273,9 @@ int run_exec(const Endpoint& ep, const std::string& target, const std::vector<st
       auto out = receiver.on_message(*m);
       if (out.ack) {
         auto ack = pier::exec::serialize(pier::exec::make_ack(*m));
-        ws.binary(true);
-        if (ack.ok()) ws.write(asio::buffer(*ack));
+        ws->binary(true);
+        boost::system::error_code wec;
+        if (ack.ok()) ws->write(asio::buffer(*ack), wec);
       }
       for (const auto& d : out.deliver) {
         switch (d.payload_type) {

@@ -335,6 +335,11 @@ asio::awaitable<void> Broker::run_data(http::WsStream& ws, std::string session_i
     previous = slot;
     slot = self;
     if (is_agent) it->second.info.status = "Connected";
+    // The agent sends only while a client listens: resume it when one binds.
+    if (!is_agent && it->second.agent)
+      it->second.agent->send(frame(message_type::kStartPublication, PayloadType::kNone, "", kFlagSyn | kFlagFin));
+    if (is_agent && it->second.client)
+      self->send(frame(message_type::kStartPublication, PayloadType::kNone, "", kFlagSyn | kFlagFin));
   }
   if (previous) previous->close();
   for (;;) {
@@ -362,7 +367,12 @@ asio::awaitable<void> Broker::run_data(http::WsStream& ws, std::string session_i
     std::lock_guard lock(mu_);
     if (auto it = sessions_.find(session_id); it != sessions_.end()) {
       auto& slot = is_agent ? it->second.agent : it->second.client;
-      if (slot == self) slot.reset();
+      if (slot == self) {
+        slot.reset();
+        // No one to deliver to: pause the agent rather than let it resend into the void.
+        if (!is_agent && it->second.agent && it->second.info.end == 0)
+          it->second.agent->send(frame(message_type::kPausePublication, PayloadType::kNone, "", kFlagSyn | kFlagFin));
+      }
     }
   }
   co_await self->retire();
