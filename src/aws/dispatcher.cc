@@ -16,6 +16,17 @@ namespace pier::aws {
 namespace bhttp = boost::beast::http;
 
 namespace {
+// The request as SigV4 sees it: the raw path and query, the headers in order.
+sigv4::WireRequest wire_of(const http::Request& req, const Url& url) {
+  sigv4::WireRequest wire;
+  wire.method = std::string(req.method_string());
+  wire.path = url.path;
+  wire.query = url.raw_query;
+  for (const auto& f : req) wire.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+  wire.body = req.body();
+  return wire;
+}
+
 // The path alone: a query string may hold a presigned signature or token.
 std::string_view url_path(std::string_view target) { return target.substr(0, target.find('?')); }
 
@@ -124,13 +135,7 @@ http::Response Dispatcher::dispatch(http::Request& req, const http::Peer& peer,
                         req.version());
   };
 
-  sigv4::WireRequest wire;
-  wire.method = std::string(req.method_string());
-  wire.path = url.path;
-  wire.query = url.raw_query;
-  for (const auto& f : req) wire.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
-  wire.body = req.body();
-
+  sigv4::WireRequest wire = wire_of(req, url);
   auto claim = sigv4::parse(wire);
   if (!claim.ok()) return fail(claim.error());
 
@@ -206,12 +211,7 @@ Result<RequestContext> Dispatcher::authenticate(const http::Request& req, const 
   ctx.source_ip = peer.address;
   ctx.http = &req;
   Url url = split_target(req.target());
-  sigv4::WireRequest wire;
-  wire.method = std::string(req.method_string());
-  wire.path = url.path;
-  wire.query = url.raw_query;
-  for (const auto& f : req) wire.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
-  wire.body = req.body();
+  sigv4::WireRequest wire = wire_of(req, url);
   PIER_ASSIGN(sigv4::Claim claim, sigv4::parse(wire));
   ctx.service = claim.service;
   ctx.region = claim.region.empty() ? "us-east-1" : claim.region;

@@ -117,17 +117,18 @@ std::optional<Reply> send(const Endpoint& ep, bhttp::request<bhttp::string_body>
   }
 }
 
-// A signed JSON-protocol or query call.
-std::optional<Reply> call_query(const Endpoint& ep, const std::string& service, const std::string& body,
-                                std::string& err) {
+// A signed POST to "/" with the given extra headers (query or JSON protocol).
+std::optional<Reply> call_signed(const Endpoint& ep, const std::string& service,
+                                 std::vector<std::pair<std::string, std::string>> headers,
+                                 const std::string& body, std::string& err) {
   std::string region = env("AWS_REGION").empty() ? env("AWS_DEFAULT_REGION") : env("AWS_REGION");
   if (region.empty()) region = "us-east-1";
   Credentials c = credentials();
   pier::aws::sigv4::WireRequest w;
   w.method = "POST";
   w.path = "/";
-  w.headers = {{"Host", ep.host + ":" + ep.port},
-               {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
+  w.headers = {{"Host", ep.host + ":" + ep.port}};
+  for (auto& h : headers) w.headers.push_back(std::move(h));
   w.body = body;
   pier::aws::sigv4::sign(w, c.key, c.secret, region, service, std::chrono::system_clock::now(), c.token);
   bhttp::request<bhttp::string_body> req{bhttp::verb::post, "/", 11};
@@ -137,25 +138,16 @@ std::optional<Reply> call_query(const Endpoint& ep, const std::string& service, 
   return send(ep, req, err);
 }
 
-// A signed JSON 1.1 call; returns the status and the body.
+std::optional<Reply> call_query(const Endpoint& ep, const std::string& service, const std::string& body,
+                                std::string& err) {
+  return call_signed(ep, service, {{"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}},
+                     body, err);
+}
+
 std::optional<Reply> call_json(const Endpoint& ep, const std::string& service, const std::string& target,
                                const std::string& body, std::string& err) {
-  std::string region = env("AWS_REGION").empty() ? env("AWS_DEFAULT_REGION") : env("AWS_REGION");
-  if (region.empty()) region = "us-east-1";
-  Credentials c = credentials();
-  pier::aws::sigv4::WireRequest w;
-  w.method = "POST";
-  w.path = "/";
-  w.headers = {{"Host", ep.host + ":" + ep.port},
-               {"Content-Type", "application/x-amz-json-1.1"},
-               {"X-Amz-Target", target}};
-  w.body = body;
-  pier::aws::sigv4::sign(w, c.key, c.secret, region, service, std::chrono::system_clock::now(), c.token);
-  bhttp::request<bhttp::string_body> req{bhttp::verb::post, "/", 11};
-  for (const auto& [k, v] : w.headers) req.set(k, v);
-  req.body() = body;
-  req.prepare_payload();
-  return send(ep, req, err);
+  return call_signed(ep, service, {{"Content-Type", "application/x-amz-json-1.1"}, {"X-Amz-Target", target}},
+                     body, err);
 }
 
 // Quotes a word so that the agent's shell-style split gives it back.
