@@ -845,15 +845,9 @@ Result<json::object> decode_input(const ServiceModel& m, const Operation& op,
         } else if (mem.location == "header") {
           auto it = req.find(wire);
           if (it != req.end()) {
-            std::string_view hv = it->value();
-            std::optional<json::value> v;
-            if (s.type == "timestamp") {
-              // Headers carry RFC 822 dates unless the shape says otherwise.
-              v = scalar_from_text(s, hv);
-            } else {
-              v = scalar_from_text(s, hv);
-            }
-            if (v) doc[mem.name] = *v;
+            // Header timestamps are read as ISO 8601 or epoch seconds; RFC 822 ones
+            // (S3's If-Modified-Since) are not parsed yet.
+            if (auto v = scalar_from_text(s, it->value())) doc[mem.name] = *v;
           }
         } else if (mem.location == "headers") {
           json::object mo;

@@ -28,9 +28,4 @@ std::shared_ptr<spdlog::logger> get(const std::string& layer) {
   return l;
 }
 
-std::string mask(std::string_view secret) {
-  if (secret.size() <= 8) return "****";
-  return std::string(secret.substr(0, 4)) + "…" + std::string(secret.substr(secret.size() - 4));
-}
-
 }  // namespace pier::log

@@ -1,5 +1,4 @@
-// Named spdlog loggers, one per layer, and the masking of secrets before they
-// can reach a log line.
+// Named spdlog loggers, one per layer.
 #pragma once
 
 #include <spdlog/spdlog.h>
@@ -14,8 +13,5 @@ namespace pier::log {
 void init(std::string_view level);
 
 std::shared_ptr<spdlog::logger> get(const std::string& layer);
-
-// "AKIA…WXYZ": enough to tell keys apart, never enough to use one.
-std::string mask(std::string_view secret);
 
 }  // namespace pier::log
