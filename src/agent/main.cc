@@ -247,7 +247,8 @@ asio::awaitable<void> pump(std::shared_ptr<SessionState> st, int fd, exec::Paylo
   for (;;) {
     // Paused, or too much unacknowledged: stop reading (the child blocks on
     // a full pipe), so memory stays bounded while no client listens.
-    while (st->paused || st->sender.buffered() >= 1024) {
+    // 128 messages of at most 64 KiB: at most 8 MiB to send again after a cut.
+    while (st->paused || st->sender.buffered() >= 128) {
       wait.expires_after(5ms);
       co_await wait.async_wait(kTuple);
       if (st->done || st->closed_by_broker) co_return;
@@ -424,9 +425,9 @@ asio::awaitable<void> run_session(std::string session_id, json::object task) {
     if (f.ok()) st->writer->send(std::move(f).value());
   }
   // Time for the client to acknowledge what is still in flight: AWS's agent
-  // gives 2 s (§5.11); pier gives 10, so that a client reconnecting after a
-  // cut still gets every byte.
-  for (int i = 0; i < 1000 && st->sender.buffered() > 0 && !st->closed_by_broker; ++i) {
+  // gives 2 s (§5.11); pier gives 60, so that a client reconnecting again and
+  // again after cuts still gets every byte.
+  for (int i = 0; i < 6000 && st->sender.buffered() > 0 && !st->closed_by_broker; ++i) {
     t.expires_after(10ms);
     co_await t.async_wait(kTuple);
   }

@@ -211,11 +211,12 @@ Result<Broker::Started> Broker::resume_session(const std::string& session_id) {
     auto it = sessions_.find(session_id);
     if (it == sessions_.end())
       return Error::not_found("DoesNotExistException", fmt::format("Session {} does not exist.", session_id));
-    if (it->second.info.end != 0) {
-      // AWS answers a finished session with an empty token; the plugin then
-      // says the session timed out.
+    // A session that ended moments ago is still resumable, so that a client
+    // cut off just then learns how it ended (its channel_closed) instead of
+    // hearing that the session timed out. Later, AWS's answer: no token.
+    double ended = it->second.info.end;
+    if (ended != 0 && time::epoch(std::chrono::system_clock::now()) - ended > 30)
       return Started{session_id, "", ""};
-    }
   }
   Started st;
   st.session_id = session_id;
@@ -327,6 +328,21 @@ asio::awaitable<void> Broker::run_data(http::WsStream& ws, std::string session_i
   bool is_agent = tok->kind == Token::Kind::kAgentData;
   auto self = std::make_shared<Channel>(ws);
   std::shared_ptr<Channel> previous;
+  std::string closed;
+  {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(session_id);
+    if (it == sessions_.end()) co_return;
+    if (it->second.info.end != 0) {
+      if (!is_agent) closed = channel_closed_frame(session_id, it->second.info.owner, "");
+    }
+  }
+  if (!closed.empty()) {
+    // The session ended while this client was away: tell it so, and done.
+    ws.binary(true);
+    co_await ws.async_write(asio::buffer(closed), kTuple);
+    co_return;
+  }
   {
     std::lock_guard lock(mu_);
     auto it = sessions_.find(session_id);
