@@ -221,11 +221,12 @@ int run_exec(const Endpoint& ep, const std::string& target, const std::vector<st
     // A broken data channel: ResumeSession for a fresh token, then the same
     // StreamUrl again; the receiver's state carries over (§5.12).
     auto resume = [&]() -> std::unique_ptr<Ws> {
+      std::string why;
       for (int attempt = 0; attempt < 6; ++attempt) {
         std::this_thread::sleep_for(std::chrono::milliseconds(150 << attempt));
-        std::string rerr;
         auto rr = call_json(ep, "ssm", "AmazonSSM.ResumeSession",
-                            json::serialize(json::object{{"SessionId", session_id}}), rerr);
+                            json::serialize(json::object{{"SessionId", session_id}}), why);
+        if (rr && rr->status != 200) why = fmt::format("ResumeSession: {} {}", rr->status, rr->body);
         if (!rr || rr->status != 200) continue;
         boost::system::error_code jec;
         auto rv = json::parse(rr->body, jec);
@@ -237,9 +238,11 @@ int run_exec(const Endpoint& ep, const std::string& target, const std::vector<st
         }
         try {
           return connect(std::string(t->as_string()));
-        } catch (const std::exception&) {
+        } catch (const std::exception& e) {
+          why = e.what();
         }
       }
+      fmt::print(stderr, "pier: session {} lost: {}\n", session_id, why);
       return nullptr;
     };
     auto ws = connect(token);

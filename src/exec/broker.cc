@@ -21,6 +21,8 @@ namespace websocket = beast::websocket;
 namespace json = boost::json;
 using namespace std::chrono_literals;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+constexpr auto kPingInterval = 5s;
+constexpr auto kSilenceLimit = 15s;
 
 // One WebSocket as the broker sees it: a write queue drained by one writer
 // coroutine on the socket's executor. send() may be called from any thread.
@@ -30,11 +32,13 @@ class Channel : public std::enable_shared_from_this<Channel> {
 
   void send(std::string frame) {
     asio::post(ex_, [self = shared_from_this(), f = std::move(frame)]() mutable {
-      if (self->dead_) return;
-      self->queue_.push_back(std::move(f));
-      if (!self->writing_) asio::co_spawn(self->ex_, self->drain(), asio::detached);
+      self->enqueue(std::move(f), false);
     });
   }
+
+  // Liveness (§6.4): a ping every 5 s; the stream's idle timeout (15 s, see
+  // configure()) closes a channel that stays silent — pongs count as sound.
+  void start_pings() { asio::co_spawn(ex_, ping_loop(shared_from_this()), asio::detached); }
 
   void close() {
     asio::post(ex_, [self = shared_from_this()] {
@@ -58,13 +62,34 @@ class Channel : public std::enable_shared_from_this<Channel> {
   }
 
  private:
+  static asio::awaitable<void> ping_loop(std::shared_ptr<Channel> self) {
+    asio::steady_timer t(self->ex_);
+    for (;;) {
+      t.expires_after(kPingInterval);
+      co_await t.async_wait(kTuple);
+      if (self->dead_) co_return;
+      self->enqueue({}, true);
+    }
+  }
+
+  void enqueue(std::string frame, bool ping) {
+    if (dead_) return;
+    queue_.emplace_back(std::move(frame), ping);
+    if (!writing_) asio::co_spawn(ex_, drain(), asio::detached);
+  }
+
   asio::awaitable<void> drain() {
     writing_ = true;
     while (!queue_.empty() && !dead_) {
-      std::string f = std::move(queue_.front());
+      auto [f, ping] = std::move(queue_.front());
       queue_.pop_front();
-      ws_.binary(true);
-      auto [ec, n] = co_await ws_.async_write(asio::buffer(f), kTuple);
+      boost::system::error_code ec;
+      if (ping) {
+        std::tie(ec) = co_await ws_.async_ping({}, kTuple);
+      } else {
+        ws_.binary(true);
+        std::tie(ec, std::ignore) = co_await ws_.async_write(asio::buffer(f), kTuple);
+      }
       if (ec) break;
     }
     writing_ = false;
@@ -72,7 +97,7 @@ class Channel : public std::enable_shared_from_this<Channel> {
 
   http::WsStream& ws_;
   asio::any_io_executor ex_;
-  std::deque<std::string> queue_;
+  std::deque<std::pair<std::string, bool>> queue_;  // frame, is-ping
   bool writing_ = false;
   bool dead_ = false;
 };
@@ -102,12 +127,12 @@ std::string channel_closed_frame(const std::string& session_id, const std::strin
 }
 
 void configure(http::WsStream& ws) {
-  // A ping after 5 s of silence; gone after 10 s without an answer — so a
-  // vanished agent is refused well within 20 s.
+  // Gone after 15 s without a frame or a pong; the channel pings every 5 s
+  // (Channel::start_pings) — so a vanished agent is refused within 20 s.
   websocket::stream_base::timeout t;
   t.handshake_timeout = 30s;
-  t.idle_timeout = 10s;
-  t.keep_alive_pings = true;
+  t.idle_timeout = kSilenceLimit;
+  t.keep_alive_pings = false;
   ws.set_option(t);
   ws.read_message_max(64 * 1024 * 1024);
 }
@@ -122,8 +147,44 @@ asio::awaitable<Result<OpenChannel>> read_open(http::WsStream& ws) {
 
 }  // namespace
 
-Broker::Broker(std::string public_url, std::chrono::milliseconds token_lifetime)
-    : public_url_(std::move(public_url)), token_lifetime_(token_lifetime) {}
+Broker::Broker(std::string public_url, std::chrono::milliseconds token_lifetime,
+               SessionJournal* journal, std::chrono::milliseconds orphan_grace)
+    : public_url_(std::move(public_url)), token_lifetime_(token_lifetime), journal_(journal) {
+  if (!journal_) return;
+  auto deadline = std::chrono::steady_clock::now() + orphan_grace;
+  for (auto& info : journal_->load()) {
+    Session s;
+    s.info = std::move(info);
+    if (s.info.end == 0) {
+      // Its channels went with the previous broker; both ends reconnect.
+      s.info.status = "Disconnected";
+      s.orphan_deadline = deadline;
+    }
+    std::string id = s.info.session_id;
+    sessions_[id] = std::move(s);
+  }
+}
+
+void Broker::record_one(const SessionInfo& info) {
+  if (journal_) journal_->record(info);
+}
+
+void Broker::record(const std::vector<SessionInfo>& infos) {
+  if (journal_)
+    for (const auto& i : infos) journal_->record(i);
+}
+
+void Broker::reap_orphans(std::vector<SessionInfo>& to_record) {
+  auto now = std::chrono::steady_clock::now();
+  for (auto& [id, s] : sessions_) {
+    if (!s.orphan_deadline || s.info.end != 0 || s.agent || now < *s.orphan_deadline) continue;
+    s.orphan_deadline.reset();
+    s.info.end = time::epoch(std::chrono::system_clock::now());
+    s.info.status = "Failed";
+    close_client(s, "The session's agent did not reconnect.");
+    to_record.push_back(s.info);
+  }
+}
 Broker::~Broker() = default;
 
 std::string Broker::new_token(Token::Kind kind, const std::string& subject) {
@@ -151,12 +212,16 @@ std::string Broker::control_channel_token(const std::string& target) {
 }
 
 Result<std::string> Broker::data_channel_token(const std::string& session_id) {
+  std::vector<SessionInfo> ended;
+  bool live;
   {
     std::lock_guard lock(mu_);
+    reap_orphans(ended);
     auto it = sessions_.find(session_id);
-    if (it == sessions_.end() || it->second.info.end != 0)
-      return Error::invalid("BadRequest", "Session is already terminated");
+    live = it != sessions_.end() && it->second.info.end == 0;
   }
+  record(ended);
+  if (!live) return Error::invalid("BadRequest", "Session is already terminated");
   return new_token(Token::Kind::kAgentData, session_id);
 }
 
@@ -172,6 +237,7 @@ Result<Broker::Started> Broker::start_session(const std::string& target,
   std::shared_ptr<Channel> control;
   Started st;
   st.session_id = "pier-" + ids::hex_id(17);
+  SessionInfo created;
   {
     std::lock_guard lock(mu_);
     auto it = controls_.find(target);
@@ -185,8 +251,10 @@ Result<Broker::Started> Broker::start_session(const std::string& target,
     s.info.owner = owner;
     s.info.start = time::epoch(std::chrono::system_clock::now());
     s.info.status = "Connecting";
+    created = s.info;
     sessions_[st.session_id] = std::move(s);
   }
+  record({created});
   st.token = new_token(Token::Kind::kClientData, st.session_id);
   st.stream_url = fmt::format("{}/v1/data-channel/{}?role=publish_subscribe", ws_base(public_url_),
                               st.session_id);
@@ -206,18 +274,21 @@ Result<Broker::Started> Broker::start_session(const std::string& target,
 }
 
 Result<Broker::Started> Broker::resume_session(const std::string& session_id) {
+  std::vector<SessionInfo> ended;
   {
     std::lock_guard lock(mu_);
+    reap_orphans(ended);
     auto it = sessions_.find(session_id);
     if (it == sessions_.end())
       return Error::not_found("DoesNotExistException", fmt::format("Session {} does not exist.", session_id));
     // A session that ended moments ago is still resumable, so that a client
     // cut off just then learns how it ended (its channel_closed) instead of
     // hearing that the session timed out. Later, AWS's answer: no token.
-    double ended = it->second.info.end;
-    if (ended != 0 && time::epoch(std::chrono::system_clock::now()) - ended > 30)
+    double end = it->second.info.end;
+    if (end != 0 && time::epoch(std::chrono::system_clock::now()) - end > 30)
       return Started{session_id, "", ""};
   }
+  record(ended);
   Started st;
   st.session_id = session_id;
   st.token = new_token(Token::Kind::kClientData, session_id);
@@ -231,6 +302,7 @@ void Broker::close_client(Session& s, const std::string& output) {
 
 Status Broker::terminate_session(const std::string& session_id) {
   std::shared_ptr<Channel> control, agent;
+  SessionInfo info;
   {
     std::lock_guard lock(mu_);
     auto it = sessions_.find(session_id);
@@ -241,9 +313,11 @@ Status Broker::terminate_session(const std::string& session_id) {
     s.info.end = time::epoch(std::chrono::system_clock::now());
     s.info.status = "Terminated";
     close_client(s, "");
+    info = s.info;
     agent = s.agent;
     if (auto c = controls_.find(s.info.target); c != controls_.end()) control = c->second;
   }
+  record({info});
   std::string cc = channel_closed_frame(session_id, "", "");
   if (agent) agent->send(cc);
   if (control) control->send(cc);
@@ -252,20 +326,29 @@ Status Broker::terminate_session(const std::string& session_id) {
 
 void Broker::on_agent_task_complete(const std::string& session_id, const std::string& output,
                                     const std::string& status) {
-  std::lock_guard lock(mu_);
-  auto it = sessions_.find(session_id);
-  if (it == sessions_.end() || it->second.info.end != 0) return;
-  Session& s = it->second;
-  s.info.end = time::epoch(std::chrono::system_clock::now());
-  s.info.status = status == "Success" ? "Terminated" : "Failed";
-  close_client(s, status == "Success" ? "" : output);
+  SessionInfo info;
+  {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(session_id);
+    if (it == sessions_.end() || it->second.info.end != 0) return;
+    Session& s = it->second;
+    s.info.end = time::epoch(std::chrono::system_clock::now());
+    s.info.status = status == "Success" ? "Terminated" : "Failed";
+    close_client(s, status == "Success" ? "" : output);
+    info = s.info;
+  }
+  record({info});
 }
 
-std::vector<SessionInfo> Broker::sessions(bool active) const {
-  std::lock_guard lock(mu_);
-  std::vector<SessionInfo> out;
-  for (const auto& [id, s] : sessions_)
-    if ((s.info.end == 0) == active) out.push_back(s.info);
+std::vector<SessionInfo> Broker::sessions(bool active) {
+  std::vector<SessionInfo> out, ended;
+  {
+    std::lock_guard lock(mu_);
+    reap_orphans(ended);
+    for (const auto& [id, s] : sessions_)
+      if ((s.info.end == 0) == active) out.push_back(s.info);
+  }
+  record(ended);
   return out;
 }
 
@@ -287,6 +370,7 @@ asio::awaitable<void> Broker::run_control(http::WsStream& ws, std::string target
     slot = self;
   }
   if (previous) previous->close();
+  self->start_pings();
   log::get("exec")->info("control channel up: {}", target);
   for (;;) {
     beast::flat_buffer buf;
@@ -316,6 +400,68 @@ asio::awaitable<void> Broker::run_control(http::WsStream& ws, std::string target
   co_await self->retire();
 }
 
+// Binds a data channel to its session's slot. Returns the frame to send
+// instead when the session has ended (a client learns how), "" when bound;
+// nullopt when there is nothing to bind to.
+std::optional<std::string> Broker::bind_data(const std::string& session_id,
+                                             const std::shared_ptr<Channel>& self, bool is_agent) {
+  std::shared_ptr<Channel> previous;
+  SessionInfo bound;
+  {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(session_id);
+    if (it == sessions_.end()) return std::nullopt;
+    Session& s = it->second;
+    if (s.info.end != 0) {
+      if (is_agent) return std::nullopt;
+      return channel_closed_frame(session_id, s.info.owner, "");
+    }
+    auto& slot = is_agent ? s.agent : s.client;
+    previous = slot;
+    slot = self;
+    if (is_agent) {
+      s.info.status = "Connected";
+      s.orphan_deadline.reset();
+      bound = s.info;
+    }
+    // The agent sends only while a client listens: resume it when one binds.
+    if (!is_agent && s.agent)
+      s.agent->send(frame(message_type::kStartPublication, PayloadType::kNone, "", kFlagSyn | kFlagFin));
+    if (is_agent && s.client)
+      self->send(frame(message_type::kStartPublication, PayloadType::kNone, "", kFlagSyn | kFlagFin));
+  }
+  if (previous) previous->close();
+  if (is_agent) record_one(bound);
+  return std::string();
+}
+
+void Broker::unbind_data(const std::string& session_id, const std::shared_ptr<Channel>& self,
+                         bool is_agent) {
+  SessionInfo unbound;
+  {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(session_id);
+    if (it == sessions_.end()) return;
+    Session& s = it->second;
+    auto& slot = is_agent ? s.agent : s.client;
+    if (slot != self) return;
+    slot.reset();
+    unbound = s.info;  // its byte counts, at least
+    // No one to deliver to: pause the agent rather than let it resend into the void.
+    if (!is_agent && s.agent && s.info.end == 0)
+      s.agent->send(frame(message_type::kPausePublication, PayloadType::kNone, "", kFlagSyn | kFlagFin));
+  }
+  record_one(unbound);
+}
+
+std::shared_ptr<Channel> Broker::data_peer(const std::string& session_id, bool is_agent, size_t bytes) {
+  std::lock_guard lock(mu_);
+  auto it = sessions_.find(session_id);
+  if (it == sessions_.end()) return nullptr;
+  (is_agent ? it->second.info.bytes_out : it->second.info.bytes_in) += bytes;
+  return is_agent ? it->second.client : it->second.agent;
+}
+
 asio::awaitable<void> Broker::run_data(http::WsStream& ws, std::string session_id) {
   configure(ws);
   auto open = co_await read_open(ws);
@@ -327,37 +473,15 @@ asio::awaitable<void> Broker::run_data(http::WsStream& ws, std::string session_i
   }
   bool is_agent = tok->kind == Token::Kind::kAgentData;
   auto self = std::make_shared<Channel>(ws);
-  std::shared_ptr<Channel> previous;
-  std::string closed;
-  {
-    std::lock_guard lock(mu_);
-    auto it = sessions_.find(session_id);
-    if (it == sessions_.end()) co_return;
-    if (it->second.info.end != 0) {
-      if (!is_agent) closed = channel_closed_frame(session_id, it->second.info.owner, "");
-    }
-  }
-  if (!closed.empty()) {
+  auto bound = bind_data(session_id, self, is_agent);
+  if (!bound) co_return;
+  if (!bound->empty()) {
     // The session ended while this client was away: tell it so, and done.
     ws.binary(true);
-    co_await ws.async_write(asio::buffer(closed), kTuple);
+    co_await ws.async_write(asio::buffer(*bound), kTuple);
     co_return;
   }
-  {
-    std::lock_guard lock(mu_);
-    auto it = sessions_.find(session_id);
-    if (it == sessions_.end() || it->second.info.end != 0) co_return;
-    auto& slot = is_agent ? it->second.agent : it->second.client;
-    previous = slot;
-    slot = self;
-    if (is_agent) it->second.info.status = "Connected";
-    // The agent sends only while a client listens: resume it when one binds.
-    if (!is_agent && it->second.agent)
-      it->second.agent->send(frame(message_type::kStartPublication, PayloadType::kNone, "", kFlagSyn | kFlagFin));
-    if (is_agent && it->second.client)
-      self->send(frame(message_type::kStartPublication, PayloadType::kNone, "", kFlagSyn | kFlagFin));
-  }
-  if (previous) previous->close();
+  self->start_pings();
   for (;;) {
     beast::flat_buffer buf;
     auto [ec, n] = co_await ws.async_read(buf, kTuple);
@@ -368,29 +492,10 @@ asio::awaitable<void> Broker::run_data(http::WsStream& ws, std::string session_i
       std::string_view type(bytes.data() + 4, 32);
       if (str::trim(type) == message_type::kAgentSessionState) continue;
     }
-    std::shared_ptr<Channel> peer;
-    {
-      std::lock_guard lock(mu_);
-      auto it = sessions_.find(session_id);
-      if (it == sessions_.end()) break;
-      peer = is_agent ? it->second.client : it->second.agent;
-      (is_agent ? it->second.info.bytes_out : it->second.info.bytes_in) += bytes.size();
-    }
     // No peer yet: dropped; the sender's retransmission delivers it later.
-    if (peer) peer->send(std::move(bytes));
+    if (auto peer = data_peer(session_id, is_agent, bytes.size())) peer->send(std::move(bytes));
   }
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = sessions_.find(session_id); it != sessions_.end()) {
-      auto& slot = is_agent ? it->second.agent : it->second.client;
-      if (slot == self) {
-        slot.reset();
-        // No one to deliver to: pause the agent rather than let it resend into the void.
-        if (!is_agent && it->second.agent && it->second.info.end == 0)
-          it->second.agent->send(frame(message_type::kPausePublication, PayloadType::kNone, "", kFlagSyn | kFlagFin));
-      }
-    }
-  }
+  unbind_data(session_id, self, is_agent);
   co_await self->retire();
 }
 

@@ -37,13 +37,29 @@ struct SessionInfo {
   uint64_t bytes_in = 0, bytes_out = 0;
 };
 
+// Where the broker keeps its session records, so that a restarted pierd
+// still knows its sessions: the agent and the client reconnect on their own
+// and the session goes on. record() is durable when it returns.
+class SessionJournal {
+ public:
+  virtual ~SessionJournal() = default;
+  virtual void record(const SessionInfo& s) = 0;
+  // Every session, oldest first, as the broker starts.
+  virtual std::vector<SessionInfo> load() = 0;
+};
+
 class Broker {
  public:
   struct Started {
     std::string session_id, token, stream_url;
   };
+  // With a journal, sessions that were active when the previous broker
+  // stopped are resumable again; one whose agent does not come back within
+  // `orphan_grace` ends as Failed.
   explicit Broker(std::string public_url,
-                  std::chrono::milliseconds token_lifetime = std::chrono::seconds(60));
+                  std::chrono::milliseconds token_lifetime = std::chrono::seconds(60),
+                  SessionJournal* journal = nullptr,
+                  std::chrono::milliseconds orphan_grace = std::chrono::seconds(60));
   ~Broker();
 
   // REST (CreateControlChannel / CreateDataChannel).
@@ -56,7 +72,7 @@ class Broker {
                                 const std::string& owner);
   Result<Started> resume_session(const std::string& session_id);
   Status terminate_session(const std::string& session_id);
-  std::vector<SessionInfo> sessions(bool active) const;
+  std::vector<SessionInfo> sessions(bool active);
   bool target_connected(const std::string& target) const;
 
   // WebSocket upgrades under /v1/control-channel/ and /v1/data-channel/.
@@ -76,20 +92,30 @@ class Broker {
   };
   struct Session {
     SessionInfo info;
-    std::string agent_task_payload;
     std::shared_ptr<Channel> client, agent;
+    // Restored from the journal: the agent has until then to bind again.
+    std::optional<std::chrono::steady_clock::time_point> orphan_deadline;
   };
 
   boost::asio::awaitable<void> run_control(http::WsStream& ws, std::string target);
   boost::asio::awaitable<void> run_data(http::WsStream& ws, std::string session_id);
+  std::optional<std::string> bind_data(const std::string& session_id,
+                                       const std::shared_ptr<Channel>& self, bool is_agent);
+  void unbind_data(const std::string& session_id, const std::shared_ptr<Channel>& self, bool is_agent);
+  std::shared_ptr<Channel> data_peer(const std::string& session_id, bool is_agent, size_t bytes);
   std::string new_token(Token::Kind kind, const std::string& subject);
   std::optional<Token> consume(const std::string& token);
   void on_agent_task_complete(const std::string& session_id, const std::string& output,
                               const std::string& status);
   void close_client(Session& s, const std::string& output);
+  // Ends restored sessions whose agent did not come back in time. Under mu_.
+  void reap_orphans(std::vector<SessionInfo>& to_record);
+  void record(const std::vector<SessionInfo>& infos);
+  void record_one(const SessionInfo& info);  // (coroutines: no braced temporaries, GCC 12)
 
   std::string public_url_;
   std::chrono::milliseconds token_lifetime_;
+  SessionJournal* journal_;
   mutable std::mutex mu_;
   std::map<std::string, Token> tokens_;
   std::map<std::string, std::shared_ptr<Channel>> controls_;  // by target

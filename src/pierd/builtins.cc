@@ -2,6 +2,7 @@
 
 #include "services/ecs/ecs.h"
 #include "services/iam/iam.h"
+#include "services/ssm/journal.h"
 #include "services/ssm/ssm.h"
 #include "services/sts/sts.h"
 
@@ -10,14 +11,16 @@ namespace pier::pierd {
 struct Builtins {
   Builtins(store::Store& store, const std::string& model_dir, time::Clock clock,
            std::string public_url)
-      : broker(std::move(public_url)),
+      : journal(store),
+        broker(std::move(public_url), std::chrono::seconds(60), &journal),
         iam(store, clock, svc::iam::Config{}),
         identities(store, iam),
         sts(store, iam, clock),
         ecs(store),
         ssm(broker),
         dispatcher(model_dir, &identities, clock) {}
-  exec::Broker broker;  // first: the services below hold references to it
+  svc::ssm::StoreJournal journal;
+  exec::Broker broker;  // before the services: they hold references to it
   svc::iam::IamService iam;
   svc::iam::Identities identities;
   svc::sts::StsService sts;

@@ -52,6 +52,14 @@ CREATE TABLE sts_credentials (
   account TEXT NOT NULL, principal_arn TEXT NOT NULL, role_arn TEXT NOT NULL,
   role_id TEXT NOT NULL, session_name TEXT NOT NULL, expires REAL NOT NULL);
 )sql",
+      // 2: Session Manager sessions, so that a restarted pierd resumes them.
+      R"sql(
+CREATE TABLE ssm_sessions (
+  session_id TEXT NOT NULL PRIMARY KEY, target TEXT NOT NULL, document TEXT NOT NULL,
+  owner TEXT NOT NULL, start REAL NOT NULL, end REAL NOT NULL, status TEXT NOT NULL,
+  bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL);
+CREATE INDEX ssm_sessions_by_start ON ssm_sessions (start);
+)sql",
   };
   return kMigrations;
 }

@@ -43,20 +43,21 @@ ENV.pop("AWS_PROFILE", None)
 class Pierd:
     """One pierd process with its own home and port."""
 
-    def __init__(self, home=None, extra_args=()):
+    def __init__(self, home=None, extra_args=(), port=0):
         self.tmp = None
         if home is None:
             self.tmp = tempfile.mkdtemp(prefix="pier-e2e-")
             home = os.path.join(self.tmp, "home")
         self.home = home
         self.extra_args = list(extra_args)
+        self.listen_port = port
         self.proc = None
         self.endpoint = None
         self.log_path = os.path.join(os.path.dirname(home), "pierd-%d.log" % id(self))
 
     def start(self, timeout=10):
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([PIERD, "--listen", "127.0.0.1:0", "--home", self.home] + self.extra_args,
+        self.proc = subprocess.Popen([PIERD, "--listen", "127.0.0.1:%d" % self.listen_port, "--home", self.home] + self.extra_args,
                                      stdout=subprocess.PIPE, stderr=self.log)
         deadline = time.time() + timeout
         line = self.proc.stdout.readline().decode()

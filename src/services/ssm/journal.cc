@@ -1,0 +1,56 @@
+#include "services/ssm/journal.h"
+
+#include "common/log.h"
+
+namespace pier::svc::ssm {
+
+using store::Db;
+
+void StoreJournal::record(const exec::SessionInfo& s) {
+  auto r = store_.write([&](Db& db) -> Status {
+    PIER_ASSIGN(auto* st, db.prepare(
+        "INSERT INTO ssm_sessions (session_id, target, document, owner, start, end, status, bytes_in, bytes_out) "
+        "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (session_id) DO UPDATE SET end=excluded.end, "
+        "status=excluded.status, bytes_in=excluded.bytes_in, bytes_out=excluded.bytes_out"));
+    return st->args(s.session_id, s.target, s.document, s.owner, s.start, s.end, s.status,
+                    static_cast<int64_t>(s.bytes_in), static_cast<int64_t>(s.bytes_out))
+        .run();
+  });
+  // The session itself goes on; only its record after a restart suffers.
+  if (!r.ok()) log::get("ssm")->error("session {}: not recorded: {}", s.session_id, r.error().message);
+}
+
+std::vector<exec::SessionInfo> StoreJournal::load() {
+  auto r = store_.read([&](Db& db) -> Result<std::vector<exec::SessionInfo>> {
+    // Every active session, and the newest 1000 that ended (DescribeSessions' history).
+    PIER_ASSIGN(auto* st, db.prepare(
+        "SELECT session_id, target, document, owner, start, end, status, bytes_in, bytes_out FROM ssm_sessions "
+        "WHERE end = 0 OR session_id IN (SELECT session_id FROM ssm_sessions WHERE end != 0 "
+        "ORDER BY start DESC LIMIT 1000) ORDER BY start"));
+    std::vector<exec::SessionInfo> out;
+    for (;;) {
+      PIER_ASSIGN(bool row, st->step());
+      if (!row) break;
+      exec::SessionInfo i;
+      i.session_id = st->text(0);
+      i.target = st->text(1);
+      i.document = st->text(2);
+      i.owner = st->text(3);
+      i.start = st->real(4);
+      i.end = st->real(5);
+      i.status = st->text(6);
+      i.bytes_in = static_cast<uint64_t>(st->integer(7));
+      i.bytes_out = static_cast<uint64_t>(st->integer(8));
+      out.push_back(std::move(i));
+    }
+    st->reset();
+    return out;
+  });
+  if (!r.ok()) {
+    log::get("ssm")->error("sessions not loaded: {}", r.error().message);
+    return {};
+  }
+  return std::move(r).value();
+}
+
+}  // namespace pier::svc::ssm
