@@ -4,8 +4,12 @@
 // pty for shell and interactive sessions, with pipes (stdout and stderr
 // apart, then the exit code) for non-interactive ones.
 //
-// Not yet (issue 3): reconnecting a data channel mid-session, TLS, a static
-// build with its own resolver, and the container credentials endpoint.
+// It is linked statically so that it runs in any container image: names go
+// to client::resolve (c-ares, reading the image's resolv.conf and hosts), not
+// to glibc's NSS; credentials come from the environment, the container
+// credentials endpoint (169.254.170.2) or the shared file, and are refreshed
+// before they expire; https/wss endpoints are verified against the system's
+// CAs or --ca-bundle.
 #include <CLI/CLI.hpp>
 #include <boost/asio.hpp>
 #include <boost/asio/as_tuple.hpp>
@@ -26,14 +30,16 @@
 #include <map>
 #include <memory>
 
-#include "aws/sigv4.h"
 #include "aws/xml.h"
+#include "client/aws_call.h"
+#include "client/credentials.h"
+#include "client/transport.h"
+#include "client/ws_writer.h"
 #include "common/log.h"
 #include "common/strings.h"
 #include "exec/message.h"
 #include "exec/payloads.h"
 #include "exec/stream.h"
-#include "exec/ws_writer.h"
 
 namespace {
 
@@ -48,10 +54,12 @@ using tcp = asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr const char* kAgentVersion = "3.3.1142.0";
 
-using Ws = exec::ClientWs;
+using Ws = client::WebSocket;
 
 struct Config {
-  std::string target, host, port, region = "us-east-1", key, secret, token;
+  std::string target;
+  client::Endpoint endpoint;
+  client::CredentialsProvider creds;
 };
 Config g_cfg;
 
@@ -60,79 +68,36 @@ std::string env(const char* n) {
   return v ? v : "";
 }
 
-// SigV4 headers for a request to ssmmessages.
-std::vector<std::pair<std::string, std::string>> signed_headers(const std::string& method,
-                                                                const std::string& target,
-                                                                const std::string& body) {
-  aws::sigv4::WireRequest w;
-  w.method = method;
-  auto q = target.find('?');
-  w.path = target.substr(0, q);
-  if (q != std::string::npos) w.query = target.substr(q + 1);
-  w.headers = {{"Host", g_cfg.host + ":" + g_cfg.port}};
-  if (method == "POST") w.headers.emplace_back("Content-Type", "application/json");
-  w.body = body;
-  aws::sigv4::sign(w, g_cfg.key, g_cfg.secret, g_cfg.region, "ssmmessages",
-                   std::chrono::system_clock::now(), g_cfg.token);
-  return w.headers;
-}
-
 // POST /v1/{control,data}-channel/ID → the token in the XML answer.
 asio::awaitable<Result<std::string>> create_channel(const std::string& path, const std::string& body) {
-  auto ex = co_await asio::this_coro::executor;
-  tcp::resolver resolver(ex);
-  auto [rec, eps] = co_await resolver.async_resolve(g_cfg.host, g_cfg.port, kTuple);
-  if (rec) co_return Error::internal("resolve " + g_cfg.host + ": " + rec.message());
-  beast::tcp_stream s(ex);
-  s.expires_after(15s);
-  auto [cec, ep] = co_await s.async_connect(eps, kTuple);
-  if (cec) co_return Error::internal("connect: " + cec.message());
-  bhttp::request<bhttp::string_body> req{bhttp::verb::post, path, 11};
-  for (auto& [k, v] : signed_headers("POST", path, body)) req.set(k, v);
-  req.body() = body;
-  req.prepare_payload();
-  auto [wec, wn] = co_await bhttp::async_write(s, req, kTuple);
-  if (wec) co_return Error::internal("write: " + wec.message());
-  beast::flat_buffer buf;
-  bhttp::response<bhttp::string_body> res;
-  auto [hec, hn] = co_await bhttp::async_read(s, buf, res, kTuple);
-  if (hec) co_return Error::internal("read: " + hec.message());
-  if (res.result_int() != 201)
-    co_return Error::denied("ChannelRefused", fmt::format("{} {}: {}", path, res.result_int(), res.body()));
-  auto x = aws::xml::parse(res.body());
+  auto creds = co_await g_cfg.creds.get();
+  if (!creds.ok()) co_return creds.error();
+  client::Headers headers;
+  headers.emplace_back(std::string("Content-Type"), std::string("application/json"));
+  std::string method = "POST";
+  auto res = co_await client::signed_request(g_cfg.endpoint, "ssmmessages", method, path, headers, body, *creds);
+  if (!res.ok()) co_return res.error();
+  if (res->status != 201) {
+    if (res->status == 403) g_cfg.creds.invalidate();  // expired or replaced credentials: fetch anew
+    co_return Error::denied("ChannelRefused", fmt::format("{} {}: {}", path, res->status, res->body));
+  }
+  auto x = aws::xml::parse(res->body);
   if (!x.ok() || !x->child("TokenValue")) co_return Error::internal("no TokenValue in the answer");
   co_return x->child("TokenValue")->text;
 }
 
+// The upgrade is signed as a plain GET of the URL (§6.2).
 asio::awaitable<Result<std::unique_ptr<Ws>>> open_ws(const std::string& target) {
-  auto ex = co_await asio::this_coro::executor;
-  tcp::resolver resolver(ex);
-  auto [rec, eps] = co_await resolver.async_resolve(g_cfg.host, g_cfg.port, kTuple);
-  if (rec) co_return Error::internal("resolve: " + rec.message());
-  auto ws = std::make_unique<Ws>(ex);
-  beast::get_lowest_layer(*ws).expires_after(15s);
-  auto [cec, ep] = co_await beast::get_lowest_layer(*ws).async_connect(eps, kTuple);
-  if (cec) co_return Error::internal("connect: " + cec.message());
-  beast::get_lowest_layer(*ws).expires_never();
-  // Small frames (acks, keystrokes) must not wait for Nagle.
-  beast::get_lowest_layer(*ws).socket().set_option(tcp::no_delay(true));
-  // The upgrade is signed as a plain GET of the URL (§6.2).
-  auto headers = signed_headers("GET", target, "");
-  ws->set_option(websocket::stream_base::decorator([headers](websocket::request_type& r) {
-    for (auto& [k, v] : headers)
-      if (!str::iequals(k, "Host")) r.set(k, v);
-  }));
-  websocket::stream_base::timeout t = websocket::stream_base::timeout::suggested(beast::role_type::client);
-  t.idle_timeout = 60s;
-  t.keep_alive_pings = true;
-  ws->set_option(t);
-  ws->read_message_max(64 * 1024 * 1024);
-  auto [hec] = co_await ws->async_handshake(g_cfg.host + ":" + g_cfg.port, target, kTuple);
-  if (hec) co_return Error::internal("upgrade " + target + ": " + hec.message());
-  co_return ws;
+  auto creds = co_await g_cfg.creds.get();
+  if (!creds.ok()) co_return creds.error();
+  std::string method = "GET";
+  auto headers = client::sign_headers(g_cfg.endpoint, "ssmmessages", method, target, {}, "", *creds);
+  client::Url url = g_cfg.endpoint.url;
+  url.target = target;
+  co_return co_await Ws::connect(url, headers, g_cfg.endpoint.connect);
 }
 
-using Writer = exec::WsWriter;
+using Writer = client::WsWriter;
 
 std::shared_ptr<Writer> g_control;  // the live control channel's writer, if any
 // agent_task_complete frames not yet acknowledged, by MessageId: sent again
@@ -329,7 +294,7 @@ asio::awaitable<void> run_session(std::string session_id, json::object task) {
    for (;;) {
     for (;;) {
       beast::flat_buffer buf;
-      auto [ec, n] = co_await st->ws->async_read(buf, kTuple);
+      auto ec = co_await st->ws->read(buf);
       if (ec) break;
       auto m = exec::parse(beast::buffers_to_string(buf.data()));
       if (!m.ok() || !exec::validate(*m, exec::Receiver::kAgent).ok()) continue;
@@ -452,9 +417,8 @@ asio::awaitable<void> run_session(std::string session_id, json::object task) {
       if (g_control) g_control->send(std::move(f).value());
     }
   }
-  boost::system::error_code ignored;
   st->done = true;
-  beast::get_lowest_layer(*st->ws).socket().close(ignored);
+  st->ws->close();
   for (int i = 0; i < 100 && !st->writer->idle(); ++i) {
     t.expires_after(10ms);
     co_await t.async_wait(kTuple);
@@ -496,7 +460,7 @@ asio::awaitable<void> control_loop() {
     std::fflush(stdout);
     for (;;) {
       beast::flat_buffer buf;
-      auto [ec, n] = co_await ws->async_read(buf, kTuple);
+      auto ec = co_await ws->read(buf);
       if (ec) break;
       auto m = exec::parse(beast::buffers_to_string(buf.data()));
       if (!m.ok() || !exec::validate(*m, exec::Receiver::kAgent).ok()) continue;
@@ -536,27 +500,27 @@ asio::awaitable<void> control_loop() {
 
 int main(int argc, char** argv) {
   CLI::App app{"pier-exec-agent — serves Session Manager sessions for one target"};
-  std::string endpoint = env("AWS_ENDPOINT_URL").empty() ? "http://127.0.0.1:4566" : env("AWS_ENDPOINT_URL");
-  std::string level = "info";
+  std::string region = client::region_from_environment();
+  std::string endpoint = env("AWS_ENDPOINT_URL");
+  std::string level = "info", ca = env("AWS_CA_BUNDLE");
   app.add_option("--target", g_cfg.target, "the target id (e.g. mi-0123456789abcdef0)")->required();
-  app.add_option("--endpoint", endpoint, "ssmmessages endpoint (http://HOST:PORT)");
+  app.add_option("--endpoint", endpoint,
+                 "ssmmessages endpoint URL (default $AWS_ENDPOINT_URL, else https://ssmmessages.REGION.amazonaws.com)");
+  app.add_option("--ca-bundle", ca, "PEM file of the CAs to trust for https (default $AWS_CA_BUNDLE, else the system's)");
   app.add_option("--log-level", level, "trace, debug, info, warn, error");
   CLI11_PARSE(app, argc, argv);
   log::init(level);
-  std::string e = endpoint;
-  if (!e.starts_with("http://")) {
-    fmt::print(stderr, "pier-exec-agent: --endpoint must be http://HOST:PORT (TLS comes later)\n");
+  if (endpoint.empty()) endpoint = fmt::format("https://ssmmessages.{}.amazonaws.com", region);
+  auto url = client::Url::parse(endpoint);
+  if (!url.ok()) {
+    fmt::print(stderr, "pier-exec-agent: --endpoint: {}\n", url.error().message);
     return 2;
   }
-  e = e.substr(7);
-  e = e.substr(0, e.find('/'));
-  auto colon = e.rfind(':');
-  g_cfg.host = colon == std::string::npos ? e : e.substr(0, colon);
-  g_cfg.port = colon == std::string::npos ? "80" : e.substr(colon + 1);
-  g_cfg.region = env("AWS_REGION").empty() ? (env("AWS_DEFAULT_REGION").empty() ? "us-east-1" : env("AWS_DEFAULT_REGION")) : env("AWS_REGION");
-  g_cfg.key = env("AWS_ACCESS_KEY_ID").empty() ? "test" : env("AWS_ACCESS_KEY_ID");
-  g_cfg.secret = env("AWS_SECRET_ACCESS_KEY").empty() ? "test" : env("AWS_SECRET_ACCESS_KEY");
-  g_cfg.token = env("AWS_SESSION_TOKEN");
+  g_cfg.endpoint.url = *url;
+  g_cfg.endpoint.region = region;
+  g_cfg.endpoint.connect.ca_file = ca;
+  g_cfg.creds = client::CredentialsProvider::from_environment();
+  log::get("agent")->info("endpoint {}, credentials from {}", endpoint, g_cfg.creds.source());
   signal(SIGPIPE, SIG_IGN);
   asio::io_context ioc{1};
   asio::signal_set stop(ioc, SIGTERM, SIGINT);
