@@ -151,12 +151,17 @@ WebSocket::~WebSocket() = default;
 namespace {
 
 template <class Ws>
-asio::awaitable<Status> upgrade(Ws& ws, const Url& url, const Headers& headers) {
+asio::awaitable<Status> upgrade(Ws& ws, const Url& url, const Headers& headers, const ConnectOptions& opts) {
   ws.set_option(websocket::stream_base::decorator([headers](websocket::request_type& r) {
     for (const auto& [k, v] : headers)
       if (!beast::iequals(k, "Host")) r.set(k, v);
   }));
-  ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::client));
+  auto t = websocket::stream_base::timeout::suggested(beast::role_type::client);
+  if (opts.ws_idle_timeout.count() > 0) {
+    t.idle_timeout = opts.ws_idle_timeout;
+    t.keep_alive_pings = true;
+  }
+  ws.set_option(t);
   ws.read_message_max(64 * 1024 * 1024);
   auto [ec] = co_await ws.async_handshake(url.authority(), url.target, kTuple);
   if (ec) co_return Error{ErrorKind::kUnavailable, "ConnectionError",
@@ -175,7 +180,7 @@ asio::awaitable<Result<std::unique_ptr<WebSocket>>> WebSocket::connect(const Url
   if (!url.tls) {
     auto ws = std::make_unique<PlainWs>(impl->ex);
     if (auto c = co_await connect_tcp(beast::get_lowest_layer(*ws), url, opts); !c.ok()) co_return c.error();
-    if (auto u = co_await upgrade(*ws, url, headers); !u.ok()) co_return u.error();
+    if (auto u = co_await upgrade(*ws, url, headers, opts); !u.ok()) co_return u.error();
     impl->ws = std::move(ws);
   } else {
     auto ctx = tls_context(opts);
@@ -184,7 +189,7 @@ asio::awaitable<Result<std::unique_ptr<WebSocket>>> WebSocket::connect(const Url
     auto ws = std::make_unique<TlsWs>(impl->ex, *impl->ctx);
     if (auto c = co_await connect_tcp(beast::get_lowest_layer(*ws), url, opts); !c.ok()) co_return c.error();
     if (auto h = co_await tls_handshake(ws->next_layer(), url); !h.ok()) co_return h.error();
-    if (auto u = co_await upgrade(*ws, url, headers); !u.ok()) co_return u.error();
+    if (auto u = co_await upgrade(*ws, url, headers, opts); !u.ok()) co_return u.error();
     impl->ws = std::move(ws);
   }
   co_return std::unique_ptr<WebSocket>(new WebSocket(std::move(impl)));

@@ -38,6 +38,10 @@ struct ConnectOptions {
   // AWS_CA_BUNDLE does for the SDKs).
   std::string ca_file;
   std::chrono::milliseconds timeout{15000};  // resolve + connect + handshake
+  // A WebSocket that hears nothing (no frame, no pong) for this long is
+  // closed, so a path that vanished without a FIN is noticed and the caller
+  // reconnects; a ping goes out after half of it. pierd pings every 5 s.
+  std::chrono::seconds ws_idle_timeout{20};
 };
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
@@ -56,8 +60,7 @@ boost::asio::awaitable<Result<HttpResponse>> http_request(
 class WebSocket {
  public:
   // Connects, upgrades with `headers` added (e.g. SigV4), and returns the
-  // open socket. Messages up to 64 MiB; no idle timeout of its own (the
-  // protocol's pings and the caller's reconnects decide liveness).
+  // open socket. Messages up to 64 MiB; see ConnectOptions::ws_idle_timeout.
   static boost::asio::awaitable<Result<std::unique_ptr<WebSocket>>> connect(const Url& url, const Headers& headers,
                                                                             const ConnectOptions& opts);
   ~WebSocket();

@@ -1,8 +1,11 @@
 """A TCP proxy of the tests' own, on loopback, that cuts every connection
 through it again and again (the kernel here has no netem). Threads, one pair
-per connection; cut() closes them all at once."""
+per connection; cut() closes them all at once; stall() stops every byte
+(both ways, new connections too) while keeping the sockets open — a path
+that vanished without a FIN — until resume()."""
 import socket
 import threading
+import time
 
 
 class CuttingProxy:
@@ -17,6 +20,7 @@ class CuttingProxy:
         self.conns = []
         self.cuts = 0
         self.stopped = False
+        self.stalled = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -43,6 +47,8 @@ class CuttingProxy:
                 data = a.recv(1 << 16)
                 if not data:
                     break
+                while self.stalled.is_set() and not self.stopped:
+                    time.sleep(0.05)
                 b.sendall(data)
         except OSError:
             pass
@@ -68,6 +74,12 @@ class CuttingProxy:
                 pass
         if conns:
             self.cuts += 1
+
+    def stall(self):
+        self.stalled.set()
+
+    def resume(self):
+        self.stalled.clear()
 
     def close(self):
         self.stopped = True

@@ -64,5 +64,55 @@ class Cuts(unittest.TestCase):
         self.assertGreaterEqual(proxy.cuts, 2, "the proxy did not cut the connections during the transfer")
 
 
+class Stall(unittest.TestCase):
+    def test_a_stalled_agent_path_is_refused_within_20s_and_recovers(self):
+        # Liveness (§6.4): pierd pings every 5 s and drops a control channel
+        # silent for 15 s; the path here stalls without a FIN.
+        proxy = CuttingProxy(0)
+        self.addCleanup(proxy.close)
+        pierd = Pierd().start()
+        self.addCleanup(pierd.cleanup)
+        proxy.target = ("127.0.0.1", pierd.port)
+        target = "mi-0fa0175000005a11"
+        log = open(os.path.join(os.path.dirname(pierd.home), "agent.log"), "wb")
+        agent = subprocess.Popen([AGENT, "--target", target, "--endpoint", "http://127.0.0.1:%d" % proxy.port],
+                                 stdout=subprocess.PIPE, stderr=log, env=ENV)
+
+        def stop_agent():
+            agent.terminate()
+            agent.wait(10)
+            agent.stdout.close()
+            log.close()
+        self.addCleanup(stop_agent)
+        self.assertIn("connected as", agent.stdout.readline().decode())
+        exec_ = lambda: subprocess.run([PIER, "--endpoint", pierd.endpoint, "exec", "--target", target, "--",
+                                        "echo", "up"], env=ENV, capture_output=True, timeout=60)
+        self.assertEqual(exec_().stdout, b"up\n")
+
+        proxy.stall()
+        t0 = time.time()
+        ssm = pierd.client("ssm")
+        while True:
+            try:
+                s = ssm.start_session(Target=target)
+                ssm.terminate_session(SessionId=s["SessionId"])
+            except ssm.exceptions.TargetNotConnected as e:
+                self.assertIn("is not connected", str(e))
+                break
+            self.assertLess(time.time() - t0, 20, "a stalled target was still handed sessions after 20 s")
+            time.sleep(0.5)
+        self.assertLessEqual(time.time() - t0, 20.5)
+
+        # The path comes back: the agent reconnects by itself (backoff capped at 5 s).
+        proxy.resume()
+        deadline = time.time() + 45
+        while time.time() < deadline:
+            p = exec_()
+            if p.returncode == 0:
+                break
+            time.sleep(0.5)
+        self.assertEqual(p.stdout, b"up\n", p.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -170,5 +170,51 @@ TEST(Broker, ATargetWithoutControlChannelIsNotConnected) {
   EXPECT_EQ(s.error().message, "mi-3 is not connected.");
 }
 
+// The journal a restarted broker starts from, kept in memory.
+struct MemJournal : SessionJournal {
+  std::vector<SessionInfo> rows;
+  void record(const SessionInfo& i) override {
+    for (auto& r : rows)
+      if (r.session_id == i.session_id) {
+        r = i;
+        return;
+      }
+    rows.push_back(i);
+  }
+  std::vector<SessionInfo> load() override { return rows; }
+};
+
+TEST(Broker, ARestartedBrokerResumesActiveSessionsAndReapsOrphans) {
+  MemJournal j;
+  SessionInfo active{"pier-active", "mi-1", "AWS-StartNonInteractiveCommand", "arn:aws:iam::000000000000:root",
+                     100, 0, "Connected", 10, 20};
+  SessionInfo ended{"pier-ended", "mi-1", "", "arn:aws:iam::000000000000:root", 50, 60, "Terminated", 1, 2};
+  j.rows = {ended, active};
+  Broker b("http://127.0.0.1:1", 60s, &j, 200ms);
+
+  auto live = b.sessions(true);
+  ASSERT_EQ(live.size(), 1u);
+  EXPECT_EQ(live[0].session_id, "pier-active");
+  EXPECT_EQ(live[0].status, "Disconnected");  // until the agent binds again
+  EXPECT_EQ(live[0].bytes_out, 20u);
+  ASSERT_EQ(b.sessions(false).size(), 1u);
+
+  // Both ends may come back: the client with ResumeSession, the agent with CreateDataChannel.
+  auto r = b.resume_session("pier-active");
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->token.empty());
+  EXPECT_EQ(r->stream_url, "ws://127.0.0.1:1/v1/data-channel/pier-active?role=publish_subscribe");
+  EXPECT_TRUE(b.data_channel_token("pier-active").ok());
+  EXPECT_FALSE(b.data_channel_token("pier-ended").ok());
+
+  // The agent never binds: the session ends as Failed, and the journal knows.
+  std::this_thread::sleep_for(300ms);
+  EXPECT_TRUE(b.sessions(true).empty());
+  EXPECT_FALSE(b.data_channel_token("pier-active").ok());
+  ASSERT_EQ(j.rows.size(), 2u);
+  EXPECT_EQ(j.rows[1].status, "Failed");
+  EXPECT_GT(j.rows[1].end, 0);
+}
+
 }  // namespace
 }  // namespace pier::exec
