@@ -372,14 +372,14 @@ asio::awaitable<void> run_session(std::string session_id, json::object task) {
       }, asio::detached);
     }
     while (*both > 0) {
-      wait.expires_after(5ms);
+      wait.expires_after(1ms);
       co_await wait.async_wait(kTuple);
     }
   }
   int status = 0;
   asio::steady_timer t(ex);
   while (waitpid(st->child.pid, &status, WNOHANG) == 0) {
-    t.expires_after(5ms);
+    t.expires_after(1ms);
     co_await t.async_wait(kTuple);
   }
   for (int fd : {st->child.pty, st->child.out, st->child.err})
@@ -392,15 +392,16 @@ asio::awaitable<void> run_session(std::string session_id, json::object task) {
   // Time for the client to acknowledge what is still in flight: AWS's agent
   // gives 2 s (§5.11); pier gives 60, so that a client reconnecting again and
   // again after cuts still gets every byte.
-  for (int i = 0; i < 6000 && st->sender.buffered() > 0 && !st->closed_by_broker; ++i) {
-    t.expires_after(10ms);
+  auto drain_until = std::chrono::steady_clock::now() + 60s;
+  while (std::chrono::steady_clock::now() < drain_until && st->sender.buffered() > 0 && !st->closed_by_broker) {
+    t.expires_after(1ms);
     co_await t.async_wait(kTuple);
   }
   st->writer->send(frame(exec::message_type::kAgentSessionState, exec::PayloadType::kNone,
                          exec::to_json(exec::AgentSessionState{1, "Terminating", session_id}),
                          exec::kFlagSyn | exec::kFlagFin));
-  for (int i = 0; i < 100 && !st->writer->idle(); ++i) {
-    t.expires_after(10ms);
+  for (int i = 0; i < 1000 && !st->writer->idle(); ++i) {  // at most about 1 s
+    t.expires_after(1ms);
     co_await t.async_wait(kTuple);
   }
   st->done = true;
@@ -419,8 +420,8 @@ asio::awaitable<void> run_session(std::string session_id, json::object task) {
   }
   st->done = true;
   st->ws->close();
-  for (int i = 0; i < 100 && !st->writer->idle(); ++i) {
-    t.expires_after(10ms);
+  for (int i = 0; i < 1000 && !st->writer->idle(); ++i) {  // at most about 1 s
+    t.expires_after(1ms);
     co_await t.async_wait(kTuple);
   }
   t.expires_after(200ms);  // let the reader and ticker see the close

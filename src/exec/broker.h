@@ -39,7 +39,8 @@ struct SessionInfo {
 
 // Where the broker keeps its session records, so that a restarted pierd
 // still knows its sessions: the agent and the client reconnect on their own
-// and the session goes on. record() is durable when it returns.
+// and the session goes on. record() must not block on the disk (it is called
+// on network threads); records of one session reach the journal in order.
 class SessionJournal {
  public:
   virtual ~SessionJournal() = default;

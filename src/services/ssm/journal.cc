@@ -6,7 +6,54 @@ namespace pier::svc::ssm {
 
 using store::Db;
 
+StoreJournal::StoreJournal(store::Store& store) : store_(store), writer_([this] { run(); }) {}
+
+StoreJournal::~StoreJournal() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  writer_.join();
+}
+
 void StoreJournal::record(const exec::SessionInfo& s) {
+  {
+    std::lock_guard lock(mu_);
+    // A newer record of the same session replaces one still waiting.
+    for (auto& q : queue_)
+      if (q.session_id == s.session_id) {
+        q = s;
+        return;
+      }
+    queue_.push_back(s);
+  }
+  cv_.notify_one();
+}
+
+void StoreJournal::flush() {
+  std::unique_lock lock(mu_);
+  drained_.wait(lock, [&] { return queue_.empty() && !busy_; });
+}
+
+void StoreJournal::run() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    if (queue_.empty() && stop_) break;
+    exec::SessionInfo s = std::move(queue_.front());
+    queue_.pop_front();
+    busy_ = true;
+    lock.unlock();
+    write(s);
+    lock.lock();
+    busy_ = false;
+    if (queue_.empty()) drained_.notify_all();
+  }
+  drained_.notify_all();
+}
+
+void StoreJournal::write(const exec::SessionInfo& s) {
   auto r = store_.write([&](Db& db) -> Status {
     PIER_ASSIGN(auto* st, db.prepare(
         "INSERT INTO ssm_sessions (session_id, target, document, owner, start, end, status, bytes_in, bytes_out) "
