@@ -1,5 +1,6 @@
 #include "pierd/builtins.h"
 
+#include "services/ec2/ec2.h"
 #include "services/ecs/ecs.h"
 #include "services/iam/iam.h"
 #include "services/ssm/journal.h"
@@ -17,6 +18,7 @@ struct Builtins {
         identities(store, iam),
         sts(store, iam, clock),
         ecs(store),
+        ec2(store),
         ssm(broker),
         dispatcher(model_dir, &identities, clock) {}
   svc::ssm::StoreJournal journal;
@@ -25,6 +27,7 @@ struct Builtins {
   svc::iam::Identities identities;
   svc::sts::StsService sts;
   svc::ecs::EcsService ecs;
+  svc::ec2::Ec2Service ec2;
   svc::ssm::SsmService ssm;
   aws::Dispatcher dispatcher;
 };
@@ -38,6 +41,7 @@ Result<std::unique_ptr<Services>> Services::create(store::Store& store,
   PIER_TRY(d.add_service(s->b_->sts.definition()));
   PIER_TRY(d.add_service(s->b_->iam.definition()));
   PIER_TRY(d.add_service(s->b_->ecs.definition()));
+  PIER_TRY(d.add_service(s->b_->ec2.definition()));
   PIER_TRY(d.add_service(s->b_->ssm.definition()));
   for (auto& r : s->b_->ssm.channel_routes()) d.add_signed(std::move(r));
   return s;

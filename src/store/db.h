@@ -27,8 +27,11 @@ class Stmt {
   Stmt& bind(int i, int64_t v);
   Stmt& bind(int i, double v);
   Stmt& bind_null(int i);
+  // Binds all parameters for a fresh run (resetting a statement that ran
+  // before, so that loops may reuse one statement).
   template <class... A>
   Stmt& args(const A&... a) {
+    reset();
     int i = 1;
     (bind_one(i++, a), ...);
     return *this;

@@ -60,6 +60,21 @@ CREATE TABLE ssm_sessions (
   bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL);
 CREATE INDEX ssm_sessions_by_start ON ssm_sessions (start);
 )sql",
+      // 3: the EC2 VPC objects (desired state of the network) and their tags.
+      R"sql(
+CREATE TABLE ec2_objects (
+  account TEXT NOT NULL, region TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL,
+  vpc_id TEXT NOT NULL, doc TEXT NOT NULL,
+  PRIMARY KEY (account, region, id));
+CREATE INDEX ec2_objects_by_type ON ec2_objects (account, region, type, vpc_id);
+CREATE TABLE ec2_tags (
+  account TEXT NOT NULL, region TEXT NOT NULL, id TEXT NOT NULL, key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (account, region, id, key));
+CREATE TABLE ec2_defaults (
+  account TEXT NOT NULL, region TEXT NOT NULL, vpc_id TEXT NOT NULL,
+  PRIMARY KEY (account, region));
+)sql",
   };
   return kMigrations;
 }

@@ -1,0 +1,27 @@
+// The EC2 VPC control plane: VPCs (with their main route table, default
+// security group and default network ACL), subnets, internet gateways, tags,
+// regions and zones, and the default VPC an account has in a region on first
+// use. The objects are the desired state the network controller realizes
+// (issue 4); their kernel side comes with it. Thread-safe: all state is in
+// the store.
+#pragma once
+
+#include "aws/dispatcher.h"
+#include "store/store.h"
+
+namespace pier::svc::ec2 {
+
+class Ec2Service {
+ public:
+  explicit Ec2Service(store::Store& store);
+  aws::ServiceDef definition();
+
+ private:
+  store::Store& store_;
+};
+
+// The zones pier offers in a region: REGION + a..f (us-east-1 has six;
+// pier gives every region the same six).
+std::vector<std::string> zone_names(const std::string& region);
+
+}  // namespace pier::svc::ec2
