@@ -64,6 +64,17 @@ void send_input(State& st, exec::PayloadType pt, std::string payload) {
   if (f.ok()) st.writer->send(std::move(f).value());
 }
 
+// The terminal's size, sent when it differs from the last one sent.
+void send_size(State& st) {
+  winsize w{};
+  exec::TerminalSize sz{300, 100};
+  if (ioctl(st.opts.out_fd, TIOCGWINSZ, &w) == 0 && w.ws_col > 0) sz = {w.ws_col, w.ws_row};
+  if (sz.cols != st.last.cols || sz.rows != st.last.rows) {
+    st.last = sz;
+    send_input(st, exec::PayloadType::kSize, exec::to_json(sz));
+  }
+}
+
 asio::awaitable<void> keyboard(std::shared_ptr<State> st) {
   auto ex = co_await asio::this_coro::executor;
   asio::posix::stream_descriptor in(ex, dup(0));
@@ -90,15 +101,10 @@ asio::awaitable<void> ticker(std::shared_ptr<State> st) {
     co_await t.async_wait(kTuple);
     if (st->done) co_return;
     for (auto& f : st->sender.tick()) st->writer->send(std::move(f));
-    // The size as soon as the session starts, then every 500 ms.
+    // The size as soon as the session starts, then every 500 ms (and at
+    // once on SIGWINCH, see signals()).
     if (!st->opts.terminal || !st->started || (++ticks % 5 != 0 && st->last.cols != 0)) continue;
-    winsize w{};
-    exec::TerminalSize sz{300, 100};
-    if (ioctl(st->opts.out_fd, TIOCGWINSZ, &w) == 0 && w.ws_col > 0) sz = {w.ws_col, w.ws_row};
-    if (sz.cols != st->last.cols || sz.rows != st->last.rows) {
-      st->last = sz;
-      send_input(*st, exec::PayloadType::kSize, exec::to_json(sz));
-    }
+    send_size(*st);
   }
 }
 
@@ -106,9 +112,14 @@ asio::awaitable<void> signals(std::shared_ptr<State> st) {
   // The AWS CLI starts the plugin with these ignored; installing handlers
   // undoes that, and each becomes the control byte the remote terminal expects.
   asio::signal_set set(co_await asio::this_coro::executor, SIGINT, SIGQUIT, SIGTSTP);
+  set.add(SIGWINCH);
   for (;;) {
     auto [ec, sig] = co_await set.async_wait(kTuple);
     if (ec || st->done) co_return;
+    if (sig == SIGWINCH) {
+      if (st->started) send_size(*st);
+      continue;
+    }
     char c = sig == SIGINT ? '\x03' : sig == SIGQUIT ? '\x1c' : '\x1a';
     if (st->started) send_input(*st, exec::PayloadType::kOutput, std::string(1, c));
   }
