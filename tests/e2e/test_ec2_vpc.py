@@ -21,6 +21,10 @@ class Ec2Test(PierTestCase):
             fn(**kw)
         return e.exception.response["Error"]["Code"], e.exception.response["Error"]["Message"]
 
+    def make_vpc(self, cidr="10.0.0.0/16", name="main"):
+        return self.ec2.create_vpc(CidrBlock=cidr, TagSpecifications=[
+            {"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": name}]}])["Vpc"]
+
     def state(self):
         """Everything a test could see, to prove a refused call changed nothing."""
         return (self.ec2.describe_vpcs()["Vpcs"], self.ec2.describe_subnets()["Subnets"],
@@ -65,10 +69,6 @@ class DefaultVpc(Ec2Test):
 
 
 class Vpcs(Ec2Test):
-    def make_vpc(self, cidr="10.0.0.0/16", name="main"):
-        return self.ec2.create_vpc(CidrBlock=cidr, TagSpecifications=[
-            {"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": name}]}])["Vpc"]
-
     def test_vpc_with_what_aws_makes_with_it(self):
         vpc = self.make_vpc()
         self.assertRegex(vpc["VpcId"], r"^vpc-[0-9a-f]{17}$")
@@ -200,6 +200,119 @@ class Vpcs(Ec2Test):
         self.assertEqual(self.error(self.ec2.create_tags, Resources=[vid], Tags=[{"Key": "aws:x", "Value": "b"}])[0],
                          "InvalidParameterValue")
         self.assertEqual(self.state(), before)
+
+
+class RouteTables(Ec2Test):
+    def test_tables_routes_and_associations(self):
+        vid = self.make_vpc()["VpcId"]
+        sn = self.ec2.create_subnet(VpcId=vid, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+        igw = self.ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+        t = self.ec2.create_route_table(VpcId=vid)["RouteTable"]
+        tid = t["RouteTableId"]
+        self.assertEqual(t["Routes"], [{"DestinationCidrBlock": "10.0.0.0/16", "GatewayId": "local",
+                                        "Origin": "CreateRouteTable", "State": "active"}])
+        before = self.state()
+        # Not attached to this VPC yet: refused.
+        self.assertEqual(self.error(self.ec2.create_route, RouteTableId=tid, DestinationCidrBlock="0.0.0.0/0",
+                                    GatewayId=igw)[0], "InvalidParameterValue")
+        self.ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vid)
+        self.assertTrue(self.ec2.create_route(RouteTableId=tid, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)["Return"])
+        self.assertEqual(self.error(self.ec2.create_route, RouteTableId=tid, DestinationCidrBlock="0.0.0.0/0",
+                                    GatewayId=igw), ("RouteAlreadyExists", "The route identified by 0.0.0.0/0 already exists."))
+        self.assertEqual(self.error(self.ec2.create_route, RouteTableId=tid, DestinationCidrBlock="0.0.0.0/0",
+                                    GatewayId="igw-0123456789abcdef0")[0], "InvalidGatewayID.NotFound")
+        self.assertEqual(self.error(self.ec2.create_route, RouteTableId=tid, DestinationCidrBlock="0.0.0.0/0",
+                                    NatGatewayId="nat-0123456789abcdef0")[0], "InvalidNatGatewayID.NotFound")
+        self.assertEqual(self.error(self.ec2.delete_route, RouteTableId=tid, DestinationCidrBlock="10.0.0.0/16")[0],
+                         "InvalidParameterValue")
+        self.assertEqual(self.error(self.ec2.delete_route, RouteTableId=tid, DestinationCidrBlock="10.9.0.0/16"),
+                         ("InvalidRoute.NotFound", "no route with destination-cidr-block 10.9.0.0/16 in route table %s" % tid))
+        self.assertEqual(self.error(self.ec2.replace_route, RouteTableId=tid, DestinationCidrBlock="10.9.0.0/16",
+                                    GatewayId=igw)[0], "InvalidRoute.NotFound")
+        self.ec2.replace_route(RouteTableId=tid, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+
+        assoc = self.ec2.associate_route_table(RouteTableId=tid, SubnetId=sn)
+        self.assertEqual(assoc["AssociationState"], {"State": "associated"})
+        self.assertEqual(self.error(self.ec2.associate_route_table, RouteTableId=tid, SubnetId=sn)[0],
+                         "Resource.AlreadyAssociated")
+        found = self.ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [sn]}])["RouteTables"]
+        self.assertEqual([x["RouteTableId"] for x in found], [tid])
+        self.assertEqual(self.error(self.ec2.delete_route_table, RouteTableId=tid)[0], "DependencyViolation")
+        self.ec2.disassociate_route_table(AssociationId=assoc["AssociationId"])
+        self.assertEqual(self.error(self.ec2.disassociate_route_table, AssociationId=assoc["AssociationId"])[0],
+                         "InvalidAssociationID.NotFound")
+        self.ec2.delete_route(RouteTableId=tid, DestinationCidrBlock="0.0.0.0/0")
+        self.ec2.delete_route_table(RouteTableId=tid)
+        self.assertEqual(self.error(self.ec2.describe_route_tables, RouteTableIds=[tid])[0],
+                         "InvalidRouteTableID.NotFound")
+        main = self.ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vid]}])["RouteTables"]
+        self.assertEqual(self.error(self.ec2.delete_route_table, RouteTableId=main[0]["RouteTableId"])[0],
+                         "DependencyViolation")
+
+
+class SecurityGroups(Ec2Test):
+    def test_groups_and_rules(self):
+        vid = self.make_vpc()["VpcId"]
+        web = self.ec2.create_security_group(VpcId=vid, GroupName="web", Description="web tier")
+        db = self.ec2.create_security_group(VpcId=vid, GroupName="db", Description="db tier")["GroupId"]
+        wid = web["GroupId"]
+        self.assertRegex(wid, r"^sg-[0-9a-f]{17}$")
+        g = self.ec2.describe_security_groups(GroupIds=[wid])["SecurityGroups"][0]
+        self.assertEqual(g["IpPermissions"], [])
+        self.assertEqual(g["IpPermissionsEgress"], [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+                                                     "Ipv6Ranges": [], "PrefixListIds": [], "UserIdGroupPairs": []}])
+        before = self.state()
+        self.assertEqual(self.error(self.ec2.create_security_group, VpcId=vid, GroupName="web", Description="x"),
+                         ("InvalidGroup.Duplicate", "The security group 'web' already exists for VPC '%s'" % vid))
+
+        r = self.ec2.authorize_security_group_ingress(GroupId=wid, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+             "IpRanges": [{"CidrIp": "10.0.0.0/16", "Description": "vpc"}]}])
+        self.assertTrue(r["Return"])
+        rule = r["SecurityGroupRules"][0]
+        self.assertEqual((rule["IsEgress"], rule["IpProtocol"], rule["FromPort"], rule["ToPort"], rule["CidrIpv4"]),
+                         (False, "tcp", 443, 443, "10.0.0.0/16"))
+        self.ec2.authorize_security_group_ingress(GroupId=db, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "UserIdGroupPairs": [{"GroupId": wid}]}])
+        code, msg = self.error(self.ec2.authorize_security_group_ingress, GroupId=wid, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "10.0.0.0/16"}]}])
+        self.assertEqual(code, "InvalidPermission.Duplicate")
+        self.assertIn("peer: 10.0.0.0/16, TCP, from port: 443, to port: 443, ALLOW", msg)
+        for perm, want in [({"IpProtocol": "tcp", "FromPort": 443}, "InvalidParameterValue"),
+                           ({"IpProtocol": "tcp", "FromPort": 10, "ToPort": 5, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
+                            "InvalidParameterValue"),
+                           ({"IpProtocol": "bogus", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}, "InvalidParameterValue"),
+                           ({"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": "sg-0123456789abcdef0"}]},
+                            "InvalidGroup.NotFound")]:
+            self.assertEqual(self.error(self.ec2.authorize_security_group_ingress, GroupId=wid,
+                                        IpPermissions=[perm])[0], want, perm)
+
+        g = self.ec2.describe_security_groups(GroupIds=[db])["SecurityGroups"][0]
+        self.assertEqual(g["IpPermissions"][0]["UserIdGroupPairs"], [{"GroupId": wid, "UserId": "000000000000"}])
+        rules = self.ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [wid]}])["SecurityGroupRules"]
+        self.assertEqual(sorted(x["IsEgress"] for x in rules), [False, True])
+        # A group another group's rules name cannot go.
+        self.assertEqual(self.error(self.ec2.delete_security_group, GroupId=wid)[0], "DependencyViolation")
+        default = self.ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vid]},
+                                                             {"Name": "group-name", "Values": ["default"]}])
+        self.assertEqual(self.error(self.ec2.delete_security_group,
+                                    GroupId=default["SecurityGroups"][0]["GroupId"])[0], "CannotDelete")
+
+        # Revoke by permission and by rule id.
+        self.ec2.revoke_security_group_ingress(GroupId=db, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "UserIdGroupPairs": [{"GroupId": wid}]}])
+        self.assertEqual(self.error(self.ec2.revoke_security_group_ingress, GroupId=db, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "UserIdGroupPairs": [{"GroupId": wid}]}])[0],
+            "InvalidPermission.NotFound")
+        out = self.ec2.revoke_security_group_ingress(GroupId=wid, SecurityGroupRuleIds=[rule["SecurityGroupRuleId"]])
+        self.assertEqual(out["RevokedSecurityGroupRules"][0]["SecurityGroupRuleId"], rule["SecurityGroupRuleId"])
+        egress = [x for x in rules if x["IsEgress"]][0]
+        self.ec2.revoke_security_group_egress(GroupId=wid, SecurityGroupRuleIds=[egress["SecurityGroupRuleId"]])
+        g = self.ec2.describe_security_groups(GroupIds=[wid])["SecurityGroups"][0]
+        self.assertEqual((g["IpPermissions"], g["IpPermissionsEgress"]), ([], []))
+        self.ec2.delete_security_group(GroupId=wid)
+        self.ec2.delete_security_group(GroupId=db)
+        self.assertEqual(self.error(self.ec2.describe_security_groups, GroupIds=[wid])[0], "InvalidGroup.NotFound")
 
 
 class Clis(Ec2Test):

@@ -7,6 +7,7 @@
 
 #include "common/ids.h"
 #include "services/ec2/cidr.h"
+#include "services/ec2/helpers.h"
 #include "services/ec2/objects.h"
 #include "services/util.h"
 
@@ -21,233 +22,6 @@ std::vector<std::string> zone_names(const std::string& region) {
   return out;
 }
 
-namespace {
-
-Scope scope(const RequestContext& ctx) { return {ctx.principal.account, ctx.region}; }
-std::string new_id(std::string_view prefix) { return fmt::format("{}-{}", prefix, ids::hex_id(17)); }
-Error invalid(std::string code, std::string msg) { return Error::invalid(std::move(code), std::move(msg)); }
-Error not_found(std::string_view code, std::string_view what, const std::string& id) {
-  return Error::invalid(std::string(code), fmt::format("The {} ID '{}' does not exist", what, id));
-}
-
-// The zone ids AWS gives us-east-1 (use1-az1…) in the same spirit elsewhere.
-// (us-east-1 → use1, ap-northeast-1 → apne1, eu-central-1 → euc1).
-std::string zone_id(const std::string& region, char letter) {
-  static const std::map<std::string, std::string> kDirections = {
-      {"east", "e"}, {"west", "w"}, {"north", "n"}, {"south", "s"}, {"central", "c"},
-      {"northeast", "ne"}, {"northwest", "nw"}, {"southeast", "se"}, {"southwest", "sw"}};
-  auto first = region.find('-'), last = region.rfind('-');
-  std::string abbrev = region;
-  if (first != std::string::npos && first != last) {
-    std::string dir = region.substr(first + 1, last - first - 1);
-    auto it = kDirections.find(dir);
-    abbrev = region.substr(0, first) + (it != kDirections.end() ? it->second : dir) + region.substr(last + 1);
-  }
-  return fmt::format("{}-az{}", abbrev, letter - 'a' + 1);
-}
-
-// TagSpecifications of a Create call: the tags for resource type `type`.
-json::array spec_tags(const json::object& in, std::string_view type) {
-  json::array out;
-  if (const auto* specs = get_array(in, "TagSpecifications"))
-    for (const auto& s : *specs)
-      if (s.is_object() && get_string(s.as_object(), "ResourceType") == type)
-        if (const auto* t = get_array(s.as_object(), "Tags"))
-          for (const auto& tag : *t) out.push_back(tag);
-  return out;
-}
-
-Status check_tags(const json::array& tags) {
-  for (const auto& t : tags) {
-    std::string key = t.is_object() ? get_string(t.as_object(), "Key") : "";
-    if (key.empty() || key.size() > 128)
-      return invalid("InvalidParameterValue", "Tag keys must be between 1 and 128 characters long.");
-    if (key.starts_with("aws:"))
-      return invalid("InvalidParameterValue", "Tag keys starting with 'aws:' are reserved for internal use");
-    if (get_string(t.as_object(), "Value").size() > 256)
-      return invalid("InvalidParameterValue", "Tag values must be at most 256 characters long.");
-  }
-  return {};
-}
-
-json::object with_tags(Db& db, const Scope& s, const Object& o) {
-  json::object v = view(o.doc);
-  auto tags = tags_of(db, s, o.id);
-  v["Tags"] = tags.ok() ? std::move(tags).value() : json::array();
-  return v;
-}
-
-// Describe*: the objects of a type, by ids (each must exist) and filters.
-Result<json::array> describe(Db& db, const Scope& s, const std::string& type, const std::vector<std::string>& ids,
-                             std::string_view notfound_code, std::string_view what, const json::object& in,
-                             const FilterFields& fields) {
-  PIER_TRY(check_filters(in, fields));
-  std::vector<Object> objs;
-  if (!ids.empty()) {
-    for (const auto& id : ids) {
-      PIER_ASSIGN(auto o, load(db, s, id));
-      if (!o || o->type != type) return not_found(notfound_code, what, id);
-      objs.push_back(std::move(*o));
-    }
-  } else {
-    PIER_ASSIGN(objs, load_all(db, s, type));
-  }
-  json::array out;
-  for (const auto& o : objs) {
-    json::object v = with_tags(db, s, o);
-    if (matches(in, fields, v)) out.push_back(std::move(v));
-  }
-  return out;
-}
-
-FilterFields::mapped_type field(std::string key) {
-  return [key](const json::object& d) -> std::vector<std::string> {
-    auto* v = d.if_contains(key);
-    if (!v) return {};
-    if (v->is_string()) return {std::string(v->as_string())};
-    if (v->is_bool()) return {v->as_bool() ? "true" : "false"};
-    if (v->is_int64()) return {std::to_string(v->as_int64())};
-    return {};
-  };
-}
-
-json::object default_egress() {
-  return json::object{{"IpProtocol", "-1"},
-                      {"IpRanges", json::array{json::object{{"CidrIp", "0.0.0.0/0"}}}},
-                      {"Ipv6Ranges", json::array()},
-                      {"PrefixListIds", json::array()},
-                      {"UserIdGroupPairs", json::array()}};
-}
-
-struct Made {
-  Object vpc, route_table, group, acl;
-};
-
-// A VPC and what AWS makes with it: the main route table with its `local`
-// route, the `default` security group, the default network ACL.
-Result<Made> make_vpc(Db& db, const Scope& s, const Cidr& cidr, bool is_default, const std::string& tenancy) {
-  Made m;
-  m.vpc.id = new_id("vpc");
-  m.vpc.type = "vpc";
-  m.vpc.vpc_id = m.vpc.id;
-  m.vpc.doc = json::object{
-      {"OwnerId", s.account},
-      {"InstanceTenancy", tenancy.empty() ? "default" : tenancy},
-      {"Ipv6CidrBlockAssociationSet", json::array()},
-      {"CidrBlockAssociationSet",
-       json::array{json::object{{"AssociationId", new_id("vpc-cidr-assoc")},
-                                {"CidrBlock", cidr.str()},
-                                {"CidrBlockState", json::object{{"State", "associated"}}}}}},
-      {"IsDefault", is_default},
-      {"VpcId", m.vpc.id},
-      {"State", "available"},
-      {"CidrBlock", cidr.str()},
-      {"DhcpOptionsId", "default"},
-      {"_EnableDnsSupport", true},
-      {"_EnableDnsHostnames", is_default},
-      {"_EnableNetworkAddressUsageMetrics", false}};
-  m.route_table.id = new_id("rtb");
-  m.route_table.type = "route-table";
-  m.route_table.vpc_id = m.vpc.id;
-  m.route_table.doc = json::object{
-      {"Associations", json::array{json::object{{"Main", true},
-                                                {"RouteTableAssociationId", new_id("rtbassoc")},
-                                                {"RouteTableId", m.route_table.id},
-                                                {"AssociationState", json::object{{"State", "associated"}}}}}},
-      {"PropagatingVgws", json::array()},
-      {"RouteTableId", m.route_table.id},
-      {"Routes", json::array{json::object{{"DestinationCidrBlock", cidr.str()},
-                                          {"GatewayId", "local"},
-                                          {"Origin", "CreateRouteTable"},
-                                          {"State", "active"}}}},
-      {"VpcId", m.vpc.id},
-      {"OwnerId", s.account}};
-  m.group.id = new_id("sg");
-  m.group.type = "security-group";
-  m.group.vpc_id = m.vpc.id;
-  m.group.doc = json::object{
-      {"GroupId", m.group.id},
-      {"GroupName", "default"},
-      {"Description", "default VPC security group"},
-      {"VpcId", m.vpc.id},
-      {"OwnerId", s.account},
-      {"SecurityGroupArn", fmt::format("arn:aws:ec2:{}:{}:security-group/{}", s.region, s.account, m.group.id)},
-      // Members of the default group reach each other; everything may go out.
-      {"IpPermissions",
-       json::array{json::object{{"IpProtocol", "-1"},
-                                {"IpRanges", json::array()},
-                                {"Ipv6Ranges", json::array()},
-                                {"PrefixListIds", json::array()},
-                                {"UserIdGroupPairs",
-                                 json::array{json::object{{"GroupId", m.group.id}, {"UserId", s.account}}}}}}},
-      {"IpPermissionsEgress", json::array{default_egress()}}};
-  m.acl.id = new_id("acl");
-  m.acl.type = "network-acl";
-  m.acl.vpc_id = m.vpc.id;
-  json::array entries;
-  for (bool egress : {true, false})
-    for (auto [n, action] : {std::pair{100, "allow"}, std::pair{32767, "deny"}})
-      entries.push_back(json::object{{"CidrBlock", "0.0.0.0/0"}, {"Egress", egress}, {"Protocol", "-1"},
-                                     {"RuleAction", action}, {"RuleNumber", n}});
-  m.acl.doc = json::object{{"Associations", json::array()}, {"Entries", entries}, {"IsDefault", true},
-                           {"NetworkAclId", m.acl.id}, {"VpcId", m.vpc.id}, {"OwnerId", s.account}};
-  for (const auto* o : {&m.vpc, &m.route_table, &m.group, &m.acl}) PIER_TRY(save(db, s, *o));
-  return m;
-}
-
-Result<Object> find(Db& db, const Scope& s, const std::string& id, const std::string& type,
-                    std::string_view code, std::string_view what) {
-  PIER_ASSIGN(auto o, load(db, s, id));
-  if (!o || o->type != type) return not_found(code, what, id);
-  return std::move(*o);
-}
-
-Result<Object> make_subnet(Db& db, const Scope& s, const Object& vpc, const Cidr& cidr, const std::string& az,
-                           bool default_for_az) {
-  Object sn;
-  sn.id = new_id("subnet");
-  sn.type = "subnet";
-  sn.vpc_id = vpc.id;
-  sn.doc = json::object{
-      {"AvailabilityZoneId", zone_id(s.region, az.back())},
-      {"MapCustomerOwnedIpOnLaunch", false},
-      {"OwnerId", s.account},
-      {"AssignIpv6AddressOnCreation", false},
-      {"Ipv6CidrBlockAssociationSet", json::array()},
-      {"SubnetArn", fmt::format("arn:aws:ec2:{}:{}:subnet/{}", s.region, s.account, sn.id)},
-      {"EnableDns64", false},
-      {"Ipv6Native", false},
-      {"PrivateDnsNameOptionsOnLaunch", json::object{{"HostnameType", "ip-name"},
-                                                     {"EnableResourceNameDnsARecord", false},
-                                                     {"EnableResourceNameDnsAAAARecord", false}}},
-      {"SubnetId", sn.id},
-      {"State", "available"},
-      {"VpcId", vpc.id},
-      {"CidrBlock", cidr.str()},
-      // AWS keeps five: network, router (.1), DNS (.2), reserved (.3), broadcast.
-      {"AvailableIpAddressCount", static_cast<int64_t>(cidr.size()) - 5},
-      {"AvailabilityZone", az},
-      {"DefaultForAz", default_for_az},
-      {"MapPublicIpOnLaunch", default_for_az}};
-  PIER_TRY(save(db, s, sn));
-  // Every subnet starts associated with the VPC's default network ACL.
-  PIER_ASSIGN(auto acls, load_all(db, s, "network-acl", vpc.id));
-  for (auto& acl : acls) {
-    if (!acl.doc["IsDefault"].as_bool()) continue;
-    acl.doc["Associations"].as_array().push_back(json::object{
-        {"NetworkAclAssociationId", new_id("aclassoc")}, {"NetworkAclId", acl.id}, {"SubnetId", sn.id}});
-    PIER_TRY(save(db, s, acl));
-  }
-  return sn;
-}
-
-Status dry_run(const json::object& in) {
-  if (get_bool(in, "DryRun"))
-    return Error{ErrorKind::kInvalid, "DryRunOperation", "Request would have succeeded, but DryRun flag is set."};
-  return {};
-}
-
-}  // namespace
 
 Ec2Service::Ec2Service(store::Store& store) : store_(store) {}
 
@@ -631,57 +405,7 @@ aws::ServiceDef Ec2Service::definition() {
     });
   });
 
-  // --------------------------------------- what every VPC has (read side for now)
-  FilterFields rtb_fields{{"route-table-id", field("RouteTableId")}, {"vpc-id", field("VpcId")},
-                          {"owner-id", field("OwnerId")},
-                          {"association.main", [](const json::object& d) {
-                             std::vector<std::string> out;
-                             for (const auto& a : d.at("Associations").as_array())
-                               out.push_back(a.as_object().at("Main").as_bool() ? "true" : "false");
-                             return out;
-                           }},
-                          {"association.subnet-id", [](const json::object& d) {
-                             std::vector<std::string> out;
-                             for (const auto& a : d.at("Associations").as_array()) out.push_back(get_string(a.as_object(), "SubnetId"));
-                             return out;
-                           }}};
-  add("DescribeRouteTables", [this, rtb_fields](RequestContext& ctx, json::object& in) -> Result<json::object> {
-    Scope s = scope(ctx);
-    return store_.read([&](Db& db) -> Result<json::object> {
-      PIER_ASSIGN(auto list, describe(db, s, "route-table", get_strings(in, "RouteTableIds"),
-                                      "InvalidRouteTableID.NotFound", "routeTable", in, rtb_fields));
-      return json::object{{"RouteTables", list}};
-    });
-  });
-
-  FilterFields sg_fields{{"group-id", field("GroupId")}, {"group-name", field("GroupName")},
-                         {"vpc-id", field("VpcId")}, {"owner-id", field("OwnerId")},
-                         {"description", field("Description")}};
-  add("DescribeSecurityGroups", [this, sg_fields](RequestContext& ctx, json::object& in) -> Result<json::object> {
-    Scope s = scope(ctx);
-    return store_.read([&](Db& db) -> Result<json::object> {
-      PIER_ASSIGN(auto list, describe(db, s, "security-group", get_strings(in, "GroupIds"),
-                                      "InvalidGroup.NotFound", "security group", in, sg_fields));
-      // GroupNames select within the default VPC, as on AWS.
-      auto names = get_strings(in, "GroupNames");
-      if (!names.empty()) {
-        json::array picked;
-        for (const auto& n : names) {
-          bool found = false;
-          for (const auto& g : list)
-            if (get_string(g.as_object(), "GroupName") == n) {
-              picked.push_back(g);
-              found = true;
-            }
-          if (!found)
-            return invalid("InvalidGroup.NotFound", fmt::format("The security group '{}' does not exist in default VPC", n));
-        }
-        list = std::move(picked);
-      }
-      return json::object{{"SecurityGroups", list}};
-    });
-  });
-
+  // ------------------------------------------------------------- network ACLs
   FilterFields acl_fields{{"network-acl-id", field("NetworkAclId")}, {"vpc-id", field("VpcId")},
                           {"default", field("IsDefault")}, {"owner-id", field("OwnerId")},
                           {"association.subnet-id", [](const json::object& d) {
@@ -697,6 +421,9 @@ aws::ServiceDef Ec2Service::definition() {
       return json::object{{"NetworkAcls", list}};
     });
   });
+
+  add_route_table_actions(add, store_);
+  add_security_group_actions(add, store_);
 
   // ----------------------------------------------------------------------- tags
   add("CreateTags", [this](RequestContext& ctx, json::object& in) -> Result<json::object> {
