@@ -4,16 +4,21 @@
 #include <boost/asio.hpp>
 #include <boost/json.hpp>
 #include <fmt/format.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <csignal>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 
 #include "client/aws_call.h"
 #include "client/credentials.h"
 #include "client/session.h"
 #include "client/transport.h"
+#include "net/kernel.h"
 
 namespace {
 
@@ -174,6 +179,49 @@ int run_status(const client::Endpoint& ep, const std::string& endpoint, bool hea
   return 0;
 }
 
+// pier net exec ENI -- COMMAND…: the command inside the ENI's namespace
+// (pierd says which), as a task in that subnet would run it.
+int run_net_exec(const client::Endpoint& ep, const std::string& eni, const std::vector<std::string>& command) {
+  bhttp::request<bhttp::string_body> req{bhttp::verb::get, "/_pier/net/eni/" + eni, 11};
+  auto r = run(client::http_request(ep.url, std::move(req), ep.connect));
+  if (!r.ok()) {
+    fmt::print(stderr, "pier: {}\n", r.error().message);
+    return 255;
+  }
+  boost::system::error_code ec;
+  auto v = json::parse(r->body, ec);
+  if (ec || !v.is_object() || r->status != 200) {
+    fmt::print(stderr, "pier: {}\n", v.is_object() ? sfield(v.as_object(), "message") : r->body);
+    return 255;
+  }
+  std::string ns = sfield(v.as_object(), "netns");
+  int fd = ::open(("/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
+    fmt::print(stderr, "pier: cannot enter {}: {} (pier net exec needs root)\n", ns, std::strerror(errno));
+    return 255;
+  }
+  std::vector<char*> args;
+  for (const auto& a : command) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  execvp(args[0], args.data());
+  fmt::print(stderr, "pier: {}: {}\n", command[0], std::strerror(errno));
+  return 127;
+}
+
+// pier down --all --home DIR: every namespace of that instance (and with
+// them their links), whether its pierd runs or not; nothing of another's.
+int run_down(const std::string& home) {
+  std::string prefix = net::netns_prefix(net::instance_tag(home));
+  int failed = 0;
+  for (const auto& ns : net::list_netns(prefix)) {
+    if (auto d = net::delete_netns(ns); !d.ok()) {
+      fmt::print(stderr, "pier: {}\n", d.error().message);
+      ++failed;
+    }
+  }
+  return failed ? 1 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -190,7 +238,20 @@ int main(int argc, char** argv) {
   std::vector<std::string> exec_command;
   exec_cmd->add_option("--target", exec_target, "the session target (e.g. mi-…)")->required();
   exec_cmd->add_option("command", exec_command, "the command and its arguments (after --); none: a shell");
+  auto* net_cmd = app.add_subcommand("net", "the VPC networks pierd runs");
+  net_cmd->require_subcommand(1);
+  auto* net_exec = net_cmd->add_subcommand("exec", "run a command inside an ENI's network namespace");
+  std::string eni;
+  std::vector<std::string> net_command;
+  net_exec->add_option("eni", eni, "the network interface (eni-…)")->required();
+  net_exec->add_option("command", net_command, "the command and its arguments (after --)")->required();
+  auto* down = app.add_subcommand("down", "remove the kernel objects of a pierd instance");
+  bool down_all = false;
+  std::string down_home;
+  down->add_flag("--all", down_all, "every namespace and link of the instance")->required();
+  down->add_option("--home", down_home, "the instance's home (as given to pierd)")->required();
   CLI11_PARSE(app, argc, argv);
+  if (down->parsed()) return run_down(down_home);
 
   auto url = client::Url::parse(endpoint);
   if (!url.ok()) {
@@ -203,6 +264,7 @@ int main(int argc, char** argv) {
   ep.connect.ca_file = ca;
   signal(SIGPIPE, SIG_IGN);
   if (exec_cmd->parsed()) return run_exec(ep, exec_target, exec_command);
+  if (net_exec->parsed()) return run_net_exec(ep, eni, net_command);
   if (whoami->parsed()) return run_status(ep, endpoint, false);
   return run_status(ep, endpoint, status->parsed());
 }

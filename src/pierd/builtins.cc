@@ -11,14 +11,14 @@ namespace pier::pierd {
 
 struct Builtins {
   Builtins(store::Store& store, const std::string& model_dir, time::Clock clock,
-           std::string public_url)
+           std::string public_url, std::function<void()> on_network_change)
       : journal(store),
         broker(std::move(public_url), std::chrono::seconds(60), &journal),
         iam(store, clock, svc::iam::Config{}),
         identities(store, iam),
         sts(store, iam, clock),
         ecs(store),
-        ec2(store),
+        ec2(store, std::move(on_network_change)),
         ssm(broker),
         dispatcher(model_dir, &identities, clock) {}
   svc::ssm::StoreJournal journal;
@@ -34,9 +34,11 @@ struct Builtins {
 
 Result<std::unique_ptr<Services>> Services::create(store::Store& store,
                                                    const std::string& model_dir,
-                                                   time::Clock clock, std::string public_url) {
+                                                   time::Clock clock, std::string public_url,
+                                                   std::function<void()> on_network_change) {
   std::unique_ptr<Services> s(new Services());
-  s->b_ = std::make_unique<Builtins>(store, model_dir, clock, std::move(public_url));
+  s->b_ = std::make_unique<Builtins>(store, model_dir, clock, std::move(public_url),
+                                     std::move(on_network_change));
   auto& d = s->b_->dispatcher;
   PIER_TRY(d.add_service(s->b_->sts.definition()));
   PIER_TRY(d.add_service(s->b_->iam.definition()));

@@ -2,6 +2,7 @@
 // linking; self-registering globals may not).
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include "aws/dispatcher.h"
@@ -14,8 +15,10 @@ struct Builtins;
 // Builds every service over the store and registers it with the dispatcher.
 class Services {
  public:
+  // on_network_change: called when EC2 objects may have changed.
   static Result<std::unique_ptr<Services>> create(store::Store& store, const std::string& model_dir,
-                                                  time::Clock clock, std::string public_url);
+                                                  time::Clock clock, std::string public_url,
+                                                  std::function<void()> on_network_change = {});
   ~Services();
   aws::Dispatcher& dispatcher();
   // WebSocket upgrades (the exec broker's channels).

@@ -15,6 +15,8 @@
 #include "aws/model.h"
 #include "common/log.h"
 #include "http/server.h"
+#include "controllers/network.h"
+#include "net/kernel.h"
 #include "pierd/builtins.h"
 #include "store/store.h"
 
@@ -104,8 +106,19 @@ int main(int argc, char** argv) {
   }
   std::string shown_host = ep->address().is_v6() ? "[" + ep->address().to_string() + "]" : ep->address().to_string();
   if (public_url.empty()) public_url = fmt::format("http://{}:{}", shown_host, ep->port());
+  // The network controller realizes the EC2 objects in the kernel; it needs
+  // root (namespaces, links), so without it pierd serves the API alone.
+  std::unique_ptr<pier::controllers::NetworkController> network;
+  if (geteuid() == 0) {
+    network = std::make_unique<pier::controllers::NetworkController>(**store, pier::net::instance_tag(home));
+    network->start();
+    log->info("network controller on (namespaces pier-{}-…)", network->tag());
+  } else {
+    log->warn("not root: no network controller, ENIs stay pending");
+  }
   {
-    auto s = pier::pierd::Services::create(**store, models, pier::time::system_clock(), public_url);
+    auto s = pier::pierd::Services::create(**store, models, pier::time::system_clock(), public_url,
+                                           [&network] { if (network) network->kick(); });
     if (!s.ok()) {
       fmt::print(stderr, "pierd: {}\n", s.error().message);
       return 1;
@@ -118,6 +131,18 @@ int main(int argc, char** argv) {
     for (const auto& s : dispatcher.services()) svcs.emplace_back(s);
     boost::json::object body{{"status", "ok"}, {"services", svcs}};
     return pier::http::make_response(req.version(), boost::beast::http::status::ok,
+                                     "application/json", boost::json::serialize(body));
+  }});
+  // Where an ENI's namespace is, for `pier net exec` (which needs root to
+  // enter it anyway).
+  dispatcher.add_unsigned({"GET", "/_pier/net/eni/", [&network](pier::http::Request& req, const pier::http::Peer&) {
+    std::string_view target = req.target();
+    std::string id(target.substr(std::string_view("/_pier/net/eni/").size()));
+    auto ns = network ? network->eni_netns(id) : std::nullopt;
+    boost::json::object body;
+    if (ns) body["netns"] = *ns;
+    else body["message"] = network ? "no namespace for " + id : "pierd runs without its network controller";
+    return pier::http::make_response(req.version(), ns ? boost::beast::http::status::ok : boost::beast::http::status::not_found,
                                      "application/json", boost::json::serialize(body));
   }});
   server.set_upgrade_handler([&services](pier::http::Request& req, const pier::http::Peer& peer) {

@@ -91,6 +91,8 @@ class Pierd:
 
     def cleanup(self):
         self.stop()
+        if os.geteuid() == 0:  # the kernel objects its network controller made
+            subprocess.run([PIER, "down", "--all", "--home", self.home], capture_output=True)
         if self.tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -158,6 +160,8 @@ AWS_OUTSIDE_ENUMS = {
     # DescribeInternetGateways: an attached gateway is "available" on AWS (the
     # AWS CLI's own examples show it; Terraform's waiter expects it).
     ("AttachmentStatus", "available"),
+    # CreateNetworkInterface: a new ENI is "pending" until it is ready.
+    ("NetworkInterfaceStatus", "pending"),
 }
 
 

@@ -315,6 +315,49 @@ class SecurityGroups(Ec2Test):
         self.assertEqual(self.error(self.ec2.describe_security_groups, GroupIds=[wid])[0], "InvalidGroup.NotFound")
 
 
+class NetworkInterfaces(Ec2Test):
+    def test_interfaces(self):
+        vid = self.make_vpc()["VpcId"]
+        sn = self.ec2.create_subnet(VpcId=vid, CidrBlock="10.0.1.0/28")["Subnet"]["SubnetId"]
+        sg = self.ec2.create_security_group(VpcId=vid, GroupName="app", Description="app")["GroupId"]
+        e = self.ec2.create_network_interface(SubnetId=sn, Groups=[sg], Description="task", TagSpecifications=[
+            {"ResourceType": "network-interface", "Tags": [{"Key": "k", "Value": "v"}]}])["NetworkInterface"]
+        self.assertRegex(e["NetworkInterfaceId"], r"^eni-[0-9a-f]{17}$")
+        self.assertEqual((e["PrivateIpAddress"], e["PrivateDnsName"], e["Groups"], e["TagSet"], e["VpcId"]),
+                         ("10.0.1.4", "ip-10-0-1-4.ec2.internal", [{"GroupId": sg, "GroupName": "app"}],
+                          [{"Key": "k", "Value": "v"}], vid))
+        self.assertRegex(e["MacAddress"], r"^02(:[0-9a-f]{2}){5}$")
+        d = self.ec2.create_network_interface(SubnetId=sn)["NetworkInterface"]
+        self.assertEqual(d["PrivateIpAddress"], "10.0.1.5")
+        self.assertEqual([g["GroupName"] for g in d["Groups"]], ["default"])
+        fixed = self.ec2.create_network_interface(SubnetId=sn, PrivateIpAddress="10.0.1.9")["NetworkInterface"]
+        self.assertEqual(fixed["PrivateIpAddress"], "10.0.1.9")
+        subnet = self.ec2.describe_subnets(SubnetIds=[sn])["Subnets"][0]
+        self.assertEqual(subnet["AvailableIpAddressCount"], 11 - 3)
+
+        before = self.state()
+        for ip, code in [("10.0.1.9", "InvalidIPAddress.InUse"), ("10.0.1.2", "InvalidParameterValue"),
+                         ("10.0.1.15", "InvalidParameterValue"), ("10.0.2.4", "InvalidParameterValue")]:
+            self.assertEqual(self.error(self.ec2.create_network_interface, SubnetId=sn, PrivateIpAddress=ip)[0], code, ip)
+        self.assertEqual(self.error(self.ec2.create_network_interface, SubnetId=sn,
+                                    Groups=["sg-0123456789abcdef0"])[0], "InvalidGroup.NotFound")
+        self.assertEqual(self.error(self.ec2.delete_subnet, SubnetId=sn)[0], "DependencyViolation")
+        self.assertEqual(self.error(self.ec2.delete_security_group, GroupId=sg)[0], "DependencyViolation")
+        self.assertEqual(self.state(), before)
+
+        listed = self.ec2.describe_network_interfaces(Filters=[{"Name": "group-id", "Values": [sg]}])["NetworkInterfaces"]
+        self.assertEqual([x["NetworkInterfaceId"] for x in listed], [e["NetworkInterfaceId"]])
+        by_tag = self.ec2.describe_network_interfaces(Filters=[{"Name": "tag:k", "Values": ["v"]}])["NetworkInterfaces"]
+        self.assertEqual(len(by_tag), 1)
+        for x in (e, d, fixed):
+            self.ec2.delete_network_interface(NetworkInterfaceId=x["NetworkInterfaceId"])
+        self.assertEqual(self.error(self.ec2.delete_network_interface, NetworkInterfaceId=e["NetworkInterfaceId"]),
+                         ("InvalidNetworkInterfaceID.NotFound",
+                          "The networkInterface ID '%s' does not exist" % e["NetworkInterfaceId"]))
+        self.assertEqual(self.ec2.describe_subnets(SubnetIds=[sn])["Subnets"][0]["AvailableIpAddressCount"], 11)
+        self.ec2.delete_subnet(SubnetId=sn)
+
+
 class Clis(Ec2Test):
     def test_both_clis(self):
         for v in (1, 2):

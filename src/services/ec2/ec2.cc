@@ -23,7 +23,8 @@ std::vector<std::string> zone_names(const std::string& region) {
 }
 
 
-Ec2Service::Ec2Service(store::Store& store) : store_(store) {}
+Ec2Service::Ec2Service(store::Store& store, std::function<void()> on_change)
+    : store_(store), on_change_(std::move(on_change)) {}
 
 aws::ServiceDef Ec2Service::definition() {
   aws::ServiceDef def;
@@ -70,11 +71,14 @@ aws::ServiceDef Ec2Service::definition() {
   };
   // Every action: the default VPC first, then the handler.
   auto add = [&](std::string name, aws::Handler h) {
-    def.actions.push_back({std::move(name), [h = std::move(h), ensure_default_vpc](RequestContext& ctx,
-                                                                                  json::object& in) -> Result<json::object> {
+    bool reads = name.starts_with("Describe");
+    def.actions.push_back({std::move(name), [this, reads, h = std::move(h), ensure_default_vpc](
+                                                RequestContext& ctx, json::object& in) -> Result<json::object> {
       PIER_TRY(ensure_default_vpc(ctx));
       PIER_TRY(dry_run(in));
-      return h(ctx, in);
+      auto r = h(ctx, in);
+      if ((!reads || ctx.action == "DescribeVpcs") && on_change_) on_change_();  // (the default VPC may be new)
+      return r;
     }});
   };
 
@@ -424,6 +428,7 @@ aws::ServiceDef Ec2Service::definition() {
 
   add_route_table_actions(add, store_);
   add_security_group_actions(add, store_);
+  add_interface_actions(add, store_);
 
   // ----------------------------------------------------------------------- tags
   add("CreateTags", [this](RequestContext& ctx, json::object& in) -> Result<json::object> {

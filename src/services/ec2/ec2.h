@@ -6,6 +6,8 @@
 // the store.
 #pragma once
 
+#include <functional>
+
 #include "aws/dispatcher.h"
 #include "store/store.h"
 
@@ -13,11 +15,14 @@ namespace pier::svc::ec2 {
 
 class Ec2Service {
  public:
-  explicit Ec2Service(store::Store& store);
+  // on_change runs after every call that may have changed an object (the
+  // network controller's kick).
+  explicit Ec2Service(store::Store& store, std::function<void()> on_change = {});
   aws::ServiceDef definition();
 
  private:
   store::Store& store_;
+  std::function<void()> on_change_;
 };
 
 // The zones pier offers in a region: REGION + a..f (us-east-1 has six;

@@ -16,6 +16,8 @@ Scope scope(const aws::RequestContext& ctx) { return {ctx.principal.account, ctx
 std::string new_id(std::string_view prefix) { return fmt::format("{}-{}", prefix, ids::hex_id(17)); }
 Error invalid(std::string code, std::string msg) { return Error::invalid(std::move(code), std::move(msg)); }
 Error not_found(std::string_view code, std::string_view what, const std::string& id) {
+  if (what == "security group")  // AWS's wording for groups has no "ID"
+    return Error::invalid(std::string(code), fmt::format("The security group '{}' does not exist", id));
   return Error::invalid(std::string(code), fmt::format("The {} ID '{}' does not exist", what, id));
 }
 

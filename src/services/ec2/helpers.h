@@ -55,5 +55,14 @@ void derive_permissions(json::object& group);
 using AddAction = std::function<void(std::string name, aws::Handler handler)>;
 void add_route_table_actions(const AddAction& add, store::Store& store);
 void add_security_group_actions(const AddAction& add, store::Store& store);
+void add_interface_actions(const AddAction& add, store::Store& store);
+
+// ENIs, also made by NAT gateways, endpoints and tasks: the lowest free
+// address of the subnet unless one is asked for; the VPC's default group
+// unless groups are given.
+Result<Object> make_interface(store::Db& db, const Scope& s, const std::string& subnet_id,
+                              const std::vector<std::string>& groups, const std::string& ip,
+                              const std::string& description, const std::string& interface_type);
+Status delete_interface(store::Db& db, const Scope& s, const std::string& id);
 
 }  // namespace pier::svc::ec2

@@ -1,0 +1,54 @@
+// The network controller: turns the EC2 objects in the store (the desired
+// state) into kernel state, level-triggered — on start, on every change
+// (kick()), and every few seconds — so that a pierd killed and restarted
+// rebuilds what is missing and removes what the store no longer has.
+//
+// What it makes, all named pier-TAG-… (net::instance_tag of the home):
+//  - a router namespace per VPC ("pier-TAG-vpc-…"), forwarding on, a bridge
+//    per subnet ("pier-b" + 9 hex of the subnet id) holding the VPC router's
+//    address, base + 1, so that the `local` route joins the subnets;
+//  - a namespace per ENI ("pier-TAG-eni-…") with one veth: "pier-eth0"
+//    inside (the ENI's MAC and address, default route via the router), its
+//    peer "pier-v" + 9 hex on the subnet's bridge. VPCs share nothing, so
+//    two with the same CIDR never meet.
+// Not yet: route tables as policy routing, internet gateways and the
+// internet namespace, NAT gateways, endpoints, security groups (nftables),
+// DNS, the link-local path to 169.254.170.2.
+#pragma once
+
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "store/store.h"
+
+namespace pier::controllers {
+
+class NetworkController {
+ public:
+  NetworkController(store::Store& store, std::string tag);
+  ~NetworkController();  // stops the thread; kernel state stays (it is desired state)
+
+  void start();
+  void kick();
+  // One reconcile pass, now, on the caller's thread (tests, `pier down`).
+  Status reconcile();
+  // The namespace of an ENI, if it has one.
+  std::optional<std::string> eni_netns(const std::string& eni_id) const;
+  const std::string& tag() const { return tag_; }
+
+ private:
+  void run();
+
+  store::Store& store_;
+  std::string tag_;
+  std::mutex mu_;  // guards dirty_/stop_; reconcile_mu_ serializes passes
+  std::mutex reconcile_mu_;
+  std::condition_variable cv_;
+  bool dirty_ = true, stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace pier::controllers
