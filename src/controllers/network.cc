@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "net/kernel.h"
+#include "net/security_groups.h"
 #include "services/ec2/cidr.h"
 #include "services/util.h"
 
@@ -27,7 +28,7 @@ Result<std::vector<Row>> load(store::Store& store) {
   return store.read([&](store::Db& db) -> Result<std::vector<Row>> {
     PIER_ASSIGN(auto* st, db.prepare(
         "SELECT account, region, id, type, vpc_id, doc FROM ec2_objects "
-        "WHERE type IN ('vpc', 'subnet', 'network-interface') ORDER BY id"));
+        "WHERE type IN ('vpc', 'subnet', 'network-interface', 'security-group') ORDER BY id"));
     std::vector<Row> rows;
     for (;;) {
       PIER_ASSIGN(bool more, st->step());
@@ -128,9 +129,20 @@ Status NetworkController::reconcile() {
                               svc::get_string(r.doc, "MacAddress")};
   }
 
+  // Security groups: each one's rules, and who is in it.
+  std::map<std::string, const Row*> groups;
+  std::map<std::string, std::vector<std::string>> members;
+  for (const auto& r : rows)
+    if (r.type == "security-group") groups[r.id] = &r;
+  for (const auto& r : rows)
+    if (r.type == "network-interface")
+      if (const auto* gs = svc::get_array(r.doc, "Groups"))
+        for (const auto& g : *gs) members[svc::get_string(g.as_object(), "GroupId")].push_back(svc::get_string(r.doc, "PrivateIpAddress"));
+
   // What the store no longer has goes first (its links go with it).
   for (const auto& ns : net::list_netns(prefix))
     if (!routers.count(ns) && !enis.count(ns)) {
+      applied_.erase(ns);
       log->info("removing {}", ns);
       if (auto d = net::delete_netns(ns); !d.ok()) log->warn("{}", d.error().message);
     }
@@ -164,7 +176,10 @@ Status NetworkController::reconcile() {
 
   std::vector<const Row*> now_available;
   for (const auto& [ns, e] : enis) {
-    if (!net::netns_exists(ns) && !note(net::add_netns(ns), ns)) continue;
+    if (!net::netns_exists(ns)) {
+      applied_.erase(ns);
+      if (!note(net::add_netns(ns), ns)) continue;
+    }
     auto have = net::links(ns);
     if (!note(have.ok() ? Status{} : Status(have.error()), ns)) continue;
     bool wired = std::find(have->begin(), have->end(), "pier-eth0") != have->end();
@@ -179,6 +194,32 @@ Status NetworkController::reconcile() {
                                               "link set pier-eth0 up\nroute add default via {}\n",
                                               e.mac, e.address, e.gateway)), ns))
         continue;
+    }
+    std::vector<net::SgRule> rules;
+    if (const auto* gs = svc::get_array(e.row->doc, "Groups"))
+      for (const auto& g : *gs) {
+        auto it = groups.find(svc::get_string(g.as_object(), "GroupId"));
+        if (it == groups.end()) continue;
+        if (const auto* rs = svc::get_array(it->second->doc, "_Rules"))
+          for (const auto& rv : *rs) {
+            const auto& o = rv.as_object();
+            net::SgRule r;
+            r.egress = o.at("IsEgress").as_bool();
+            r.protocol = svc::get_string(o, "IpProtocol");
+            r.from = static_cast<int>(o.at("FromPort").as_int64());
+            r.to = static_cast<int>(o.at("ToPort").as_int64());
+            r.cidr = svc::get_string(o, "CidrIpv4");
+            r.group = svc::get_string(o, "ReferencedGroupId");
+            rules.push_back(std::move(r));
+          }
+      }
+    std::string ruleset = net::sg_ruleset(rules, members);
+    if (applied_[ns] != ruleset) {
+      if (!note(net::nft(ns, ruleset), ns + " security groups")) {
+        applied_.erase(ns);
+        continue;
+      }
+      applied_[ns] = ruleset;
     }
     if (svc::get_string(e.row->doc, "Status") == "pending") now_available.push_back(e.row);
   }

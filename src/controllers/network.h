@@ -11,12 +11,16 @@
 //    inside (the ENI's MAC and address, default route via the router), its
 //    peer "pier-v" + 9 hex on the subnet's bridge. VPCs share nothing, so
 //    two with the same CIDR never meet.
+//  - the ENI's security groups as a stateful nftables ruleset in its own
+//    namespace (net/security_groups.h), replaced whenever its groups' rules
+//    or their members change.
 // Not yet: route tables as policy routing, internet gateways and the
-// internet namespace, NAT gateways, endpoints, security groups (nftables),
-// DNS, the link-local path to 169.254.170.2.
+// internet namespace, NAT gateways, endpoints, DNS, the link-local path to
+// 169.254.170.2.
 #pragma once
 
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -48,6 +52,7 @@ class NetworkController {
   std::mutex reconcile_mu_;
   std::condition_variable cv_;
   bool dirty_ = true, stop_ = false;
+  std::map<std::string, std::string> applied_;  // netns → the ruleset it has (under reconcile_mu_)
   std::thread thread_;
 };
 

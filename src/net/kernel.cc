@@ -117,6 +117,12 @@ Status ip_batch(const std::string& netns, const std::string& commands) {
   return {};
 }
 
+Status nft(const std::string& netns, const std::string& script) {
+  auto r = run({"ip", "netns", "exec", netns, "nft", "-f", "-"}, script);
+  if (!r.ok()) return r.error();
+  return {};
+}
+
 Result<std::string> run_in(const std::string& netns, const std::vector<std::string>& argv) {
   std::vector<std::string> full;
   if (!netns.empty()) full = {"ip", "netns", "exec", netns};

@@ -25,6 +25,8 @@ Status delete_netns(const std::string& name);
 
 // `ip [-n NS] -batch`: one command per line; stops at the first failure.
 Status ip_batch(const std::string& netns, const std::string& commands);
+// `nft -f -` inside NS: one script, applied as one transaction.
+Status nft(const std::string& netns, const std::string& script);
 // One command inside NS (empty: pier's own netns), its stdout.
 Result<std::string> run_in(const std::string& netns, const std::vector<std::string>& argv);
 // Interface names in NS (e.g. of type "bridge"; empty: all).

@@ -126,6 +126,62 @@ class Network(unittest.TestCase):
             time.sleep(0.1)
         self.assertFalse(any(n.endswith(e3["NetworkInterfaceId"]) for n in netns(self.prefix)))
 
+    def eventually(self, fn, want, timeout=10):
+        deadline = time.time() + timeout
+        got = fn()
+        while got != want and time.time() < deadline:
+            time.sleep(0.2)
+            got = fn()
+        self.assertEqual(got, want)
+
+    def test_security_groups_decide_the_next_connection(self):
+        vid, (s1, s2) = self.vpc("10.0.0.0/16", ["10.0.1.0/24", "10.0.2.0/24"])
+        web = self.aws("ec2", "create-security-group", "--vpc-id", vid, "--group-name", "web",
+                       "--description", "web")["GroupId"]
+        client = self.aws("ec2", "create-security-group", "--vpc-id", vid, "--group-name", "client",
+                          "--description", "client")["GroupId"]
+        other = self.aws("ec2", "create-security-group", "--vpc-id", vid, "--group-name", "other",
+                         "--description", "other")["GroupId"]
+
+        def eni(subnet, group):
+            e = self.aws("ec2", "create-network-interface", "--subnet-id", subnet, "--groups", group)
+            eid = e["NetworkInterface"]["NetworkInterfaceId"]
+            self.eventually(lambda: self.aws("ec2", "describe-network-interfaces", "--network-interface-ids", eid)
+                            ["NetworkInterfaces"][0]["Status"], "available")
+            return eid
+        server, c1, c2 = eni(s2, web), eni(s1, client), eni(s1, other)
+        self.serve(server, 8443)
+        # No ingress rule: nothing gets in (dropped, so the client times out).
+        self.assertEqual(self.probe(c1, "10.0.2.4", 8443), "timeout")
+
+        # From the client group's members only.
+        self.aws("ec2", "authorize-security-group-ingress", "--group-id", web, "--ip-permissions", json.dumps(
+            [{"IpProtocol": "tcp", "FromPort": 8443, "ToPort": 8443, "UserIdGroupPairs": [{"GroupId": client}]}]))
+        self.eventually(lambda: self.probe(c1, "10.0.2.4", 8443), "open hello 10.0.1.4")
+        self.assertEqual(self.probe(c2, "10.0.2.4", 8443), "timeout")
+
+        # A CIDR rule admits the other one too; revoking both shuts the door again.
+        self.aws("ec2", "authorize-security-group-ingress", "--group-id", web, "--protocol", "tcp", "--port", "8443",
+                 "--cidr", "10.0.1.5/32")
+        self.eventually(lambda: self.probe(c2, "10.0.2.4", 8443), "open hello 10.0.1.5")
+        rules = self.aws("ec2", "describe-security-group-rules", "--filters", "Name=group-id,Values=" + web)
+        ingress = [r["SecurityGroupRuleId"] for r in rules["SecurityGroupRules"] if not r["IsEgress"]]
+        self.aws("ec2", "revoke-security-group-ingress", "--group-id", web, "--security-group-rule-ids", *ingress)
+        self.eventually(lambda: self.probe(c1, "10.0.2.4", 8443), "timeout")
+
+        # Egress: without its rule the client cannot even start a connection.
+        self.aws("ec2", "authorize-security-group-ingress", "--group-id", web, "--protocol", "tcp", "--port", "8443",
+                 "--cidr", "10.0.0.0/16")
+        self.eventually(lambda: self.probe(c1, "10.0.2.4", 8443), "open hello 10.0.1.4")
+        out = [r["SecurityGroupRuleId"] for r in self.aws("ec2", "describe-security-group-rules", "--filters",
+               "Name=group-id,Values=" + client)["SecurityGroupRules"] if r["IsEgress"]]
+        self.aws("ec2", "revoke-security-group-egress", "--group-id", client, "--security-group-rule-ids", *out)
+        # (a local packet dropped on its way out fails connect() at once: EPERM)
+        self.eventually(lambda: self.probe(c1, "10.0.2.4", 8443).split()[0] in ("timeout", "error"), True)
+        # The drops are counted where they happen, in the ENI's own namespace.
+        p = self.in_eni(c1, "nft", "list", "chain", "inet", "pier", "egress")
+        self.assertRegex(p.stdout, r"counter packets [1-9]")
+
     def test_down_removes_one_instance_and_nothing_of_another(self):
         other = Pierd().start()
         self.addCleanup(other.cleanup)
