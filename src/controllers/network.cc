@@ -2,13 +2,16 @@
 
 #include <fmt/format.h>
 
+#include <functional>
 #include <map>
 #include <set>
 
 #include "common/log.h"
 #include "net/kernel.h"
 #include "net/security_groups.h"
+#include "common/strings.h"
 #include "services/ec2/cidr.h"
+#include "services/ec2/ec2.h"
 #include "services/util.h"
 
 namespace pier::controllers {
@@ -28,7 +31,8 @@ Result<std::vector<Row>> load(store::Store& store) {
   return store.read([&](store::Db& db) -> Result<std::vector<Row>> {
     PIER_ASSIGN(auto* st, db.prepare(
         "SELECT account, region, id, type, vpc_id, doc FROM ec2_objects "
-        "WHERE type IN ('vpc', 'subnet', 'network-interface', 'security-group') ORDER BY id"));
+        "WHERE type IN ('vpc', 'subnet', 'network-interface', 'security-group', 'internet-gateway', "
+        "'route-table', 'nat-gateway', 'elastic-ip') ORDER BY id"));
     std::vector<Row> rows;
     for (;;) {
       PIER_ASSIGN(bool more, st->step());
@@ -87,32 +91,88 @@ std::optional<std::string> NetworkController::eni_netns(const std::string& eni_i
   return name;
 }
 
-Status NetworkController::reconcile() {
-  std::lock_guard pass(reconcile_mu_);
-  auto log = log::get("net");
-  PIER_ASSIGN(auto rows, load(store_));
-  const std::string prefix = net::netns_prefix(tag_);
+namespace {
 
-  struct Bridge {
-    std::string name, router_cidr;  // "10.0.1.1/24"
-  };
-  struct Router {
-    std::map<std::string, Bridge> bridges;  // by name
-  };
-  struct Eni {
-    const Row* row;
-    std::string router, bridge, veth, address, gateway, mac;
-  };
-  std::map<std::string, Router> routers;       // by netns name
+// The desired kernel state, computed from the store alone.
+struct Bridge {
+  std::string name, router_cidr;  // "10.0.1.1/24"
+};
+struct Router {
+  const Row* vpc = nullptr;
+  std::map<std::string, Bridge> bridges;  // by name
+  std::string igw_link;                   // "pier-i…" when an internet gateway is attached
+  std::string igw_peer;                   // its end in the internet namespace
+  // Public address → private address the internet gateway maps 1:1.
+  std::map<std::string, std::string> public_ips;
+  std::string routing;                    // the rules and tables, as one ip batch
+};
+struct Eni {
+  const Row* row;
+  std::string router, bridge, veth, address, gateway, mac;
+  std::string nat_gateway;  // set when this ENI is a NAT gateway's
+};
+struct Plan {
+  std::map<std::string, Router> routers;  // by netns name
+  std::map<std::string, Eni> enis;        // by netns name
+  std::map<std::string, const Row*> groups;
+  std::map<std::string, std::vector<std::string>> members;  // group → addresses
+  std::vector<const Row*> nats_going;     // NAT gateways in "deleting"
+  std::string internet;                   // the internet namespace, when any VPC has a gateway
+};
+
+constexpr const char* kIgwRouterSide = "169.254.252.1";
+constexpr const char* kIgwInternetSide = "169.254.252.2";
+// Where the public endpoints of the AWS services live in the internet
+// namespace (pierd serves them there).
+constexpr const char* kServiceRange = "198.18.0.0/24";
+
+std::string table_routes(const Row& table, const Plan& plan, const Router& router,
+                         const std::map<std::string, const Row*>& by_id,
+                         const std::map<std::string, std::string>& subnet_bridge, int number) {
+  std::string out;
+  // Every table reaches every subnet of its VPC: the `local` route.
+  for (const auto& [name, b] : router.bridges) {
+    auto c = *Cidr::parse(b.router_cidr.substr(0, b.router_cidr.find('/')) + "/32");
+    auto prefix = std::stoi(b.router_cidr.substr(b.router_cidr.find('/') + 1));
+    Cidr net{c.base & Cidr{0, prefix}.mask(), prefix};
+    out += fmt::format("route add {} dev {} table {}\n", net.str(), name, number);
+  }
+  if (const auto* routes = svc::get_array(table.doc, "Routes"))
+    for (const auto& rv : *routes) {
+      const auto& r = rv.as_object();
+      std::string dest = svc::get_string(r, "DestinationCidrBlock");
+      if (dest.empty() || svc::get_string(r, "GatewayId") == "local") continue;
+      std::string via;
+      if (std::string igw = svc::get_string(r, "GatewayId"); !igw.empty()) {
+        if (!router.igw_link.empty() && by_id.count(igw) && by_id.at(igw)->vpc_id == router.vpc->id)
+          via = fmt::format("via {} dev {} onlink", kIgwInternetSide, router.igw_link);
+      } else if (std::string nat = svc::get_string(r, "NatGatewayId"); !nat.empty()) {
+        for (const auto& [ns, e] : plan.enis)
+          if (e.nat_gateway == nat) via = fmt::format("via {} dev {}", e.address.substr(0, e.address.find('/')), e.bridge);
+      } else if (std::string eni = svc::get_string(r, "NetworkInterfaceId"); !eni.empty()) {
+        for (const auto& [ns, e] : plan.enis)
+          if (e.row->id == eni) via = fmt::format("via {} dev {}", e.address.substr(0, e.address.find('/')), e.bridge);
+      }
+      // A target that is gone (or not made yet) drops, as AWS's blackhole routes do.
+      out += via.empty() ? fmt::format("route add blackhole {} table {}\n", dest, number)
+                         : fmt::format("route add {} {} table {}\n", dest, via, number);
+    }
+  (void)subnet_bridge;
+  return out;
+}
+
+Plan make_plan(const std::vector<Row>& rows, const std::string& prefix) {
+  Plan plan;
+  std::map<std::string, const Row*> by_id;
+  for (const auto& r : rows) by_id[r.id] = &r;
   std::map<std::string, std::string> subnet_router, subnet_bridge, subnet_gw, subnet_prefix;
-  std::map<std::string, Eni> enis;             // by netns name
   for (const auto& r : rows)
-    if (r.type == "vpc") routers[prefix + r.id];
+    if (r.type == "vpc") plan.routers[prefix + r.id].vpc = &r;
   for (const auto& r : rows) {
     if (r.type != "subnet") continue;
     auto c = Cidr::parse(svc::get_string(r.doc, "CidrBlock"));
-    auto it = routers.find(prefix + r.vpc_id);
-    if (!c || it == routers.end()) continue;
+    auto it = plan.routers.find(prefix + r.vpc_id);
+    if (!c || it == plan.routers.end()) continue;
     Bridge b{bridge_name(r.id), fmt::format("{}/{}", c->address(1), c->prefix)};
     it->second.bridges[b.name] = b;
     subnet_router[r.id] = it->first;
@@ -120,32 +180,108 @@ Status NetworkController::reconcile() {
     subnet_gw[r.id] = c->address(1);
     subnet_prefix[r.id] = std::to_string(c->prefix);
   }
+  // NAT gateways: their ENIs are their namespaces.
+  std::map<std::string, std::string> nat_of_eni;
+  for (const auto& r : rows) {
+    if (r.type != "nat-gateway") continue;
+    std::string state = svc::get_string(r.doc, "State");
+    if (state == "deleting") plan.nats_going.push_back(&r);
+    if (state != "pending" && state != "available") continue;
+    for (const auto& a : r.doc.at("NatGatewayAddresses").as_array())
+      nat_of_eni[svc::get_string(a.as_object(), "NetworkInterfaceId")] = r.id;
+  }
   for (const auto& r : rows) {
     if (r.type != "network-interface") continue;
     std::string sn = svc::get_string(r.doc, "SubnetId");
     if (!subnet_router.count(sn)) continue;
-    enis[prefix + r.id] = Eni{&r, subnet_router[sn], subnet_bridge[sn], veth_name(r.id),
-                              svc::get_string(r.doc, "PrivateIpAddress") + "/" + subnet_prefix[sn], subnet_gw[sn],
-                              svc::get_string(r.doc, "MacAddress")};
+    if (svc::get_string(r.doc, "InterfaceType") == "natGateway" && !nat_of_eni.count(r.id)) continue;  // going
+    plan.enis[prefix + r.id] = Eni{&r, subnet_router[sn], subnet_bridge[sn], veth_name(r.id),
+                                   svc::get_string(r.doc, "PrivateIpAddress") + "/" + subnet_prefix[sn], subnet_gw[sn],
+                                   svc::get_string(r.doc, "MacAddress"),
+                                   nat_of_eni.count(r.id) ? nat_of_eni[r.id] : ""};
   }
-
-  // Security groups: each one's rules, and who is in it.
-  std::map<std::string, const Row*> groups;
-  std::map<std::string, std::vector<std::string>> members;
   for (const auto& r : rows)
-    if (r.type == "security-group") groups[r.id] = &r;
+    if (r.type == "security-group") plan.groups[r.id] = &r;
   for (const auto& r : rows)
     if (r.type == "network-interface")
       if (const auto* gs = svc::get_array(r.doc, "Groups"))
-        for (const auto& g : *gs) members[svc::get_string(g.as_object(), "GroupId")].push_back(svc::get_string(r.doc, "PrivateIpAddress"));
-
-  // What the store no longer has goes first (its links go with it).
-  for (const auto& ns : net::list_netns(prefix))
-    if (!routers.count(ns) && !enis.count(ns)) {
-      applied_.erase(ns);
-      log->info("removing {}", ns);
-      if (auto d = net::delete_netns(ns); !d.ok()) log->warn("{}", d.error().message);
+        for (const auto& g : *gs)
+          plan.members[svc::get_string(g.as_object(), "GroupId")].push_back(svc::get_string(r.doc, "PrivateIpAddress"));
+  // Internet gateways, and the public addresses they map.
+  for (const auto& r : rows) {
+    if (r.type != "internet-gateway" || r.vpc_id.empty()) continue;
+    auto it = plan.routers.find(prefix + r.vpc_id);
+    if (it == plan.routers.end()) continue;
+    it->second.igw_link = "pier-i" + hex_of(r.id).substr(0, 9);
+    it->second.igw_peer = "pier-g" + hex_of(r.id).substr(0, 9);
+    plan.internet = prefix + "inet";
+  }
+  for (const auto& r : rows) {
+    if (r.type != "elastic-ip") continue;
+    std::string eni = svc::get_string(r.doc, "NetworkInterfaceId");
+    auto e = plan.enis.find(prefix + eni);
+    if (eni.empty() || e == plan.enis.end()) continue;
+    plan.routers[e->second.router].public_ips[svc::get_string(r.doc, "PublicIp")] = svc::get_string(r.doc, "PrivateIpAddress");
+  }
+  // Route tables: one kernel table each (100, 101, … in id order within
+  // the VPC), chosen by the subnet's bridge; a subnet without its own
+  // association uses the main table.
+  for (auto& [ns, router] : plan.routers) {
+    if (!router.vpc) continue;
+    std::vector<const Row*> tables;
+    for (const auto& r : rows)
+      if (r.type == "route-table" && r.vpc_id == router.vpc->id) tables.push_back(&r);
+    std::map<std::string, int> table_of_subnet;
+    int main_table = 0, number = 100;
+    for (const auto* t : tables) {
+      router.routing += table_routes(*t, plan, router, by_id, subnet_bridge, number);
+      for (const auto& a : t->doc.at("Associations").as_array()) {
+        const auto& o = a.as_object();
+        if (o.at("Main").as_bool()) main_table = number;
+        else if (std::string sn = svc::get_string(o, "SubnetId"); !sn.empty()) table_of_subnet[sn] = number;
+      }
+      ++number;
     }
+    int pref = 1000;
+    for (const auto& r : rows) {
+      if (r.type != "subnet" || r.vpc_id != router.vpc->id) continue;
+      int t = table_of_subnet.count(r.id) ? table_of_subnet[r.id] : main_table;
+      if (t) router.routing += fmt::format("rule add iif {} lookup {} pref {}\n", subnet_bridge[r.id], t, pref++);
+    }
+  }
+  return plan;
+}
+
+// The internet gateway's 1:1 translation of public to private addresses,
+// and what it lets through: only traffic of addresses that have a public one.
+std::string igw_ruleset(const Router& r) {
+  std::string mapped, pre, post;
+  for (const auto& [pub, priv] : r.public_ips) {
+    mapped += (mapped.empty() ? "" : ", ") + priv;
+    pre += fmt::format("    iif \"{}\" ip daddr {} dnat to {}\n", r.igw_link, pub, priv);
+    post += fmt::format("    oif \"{}\" ip saddr {} snat to {}\n", r.igw_link, priv, pub);
+  }
+  std::string out = "table ip pier_igw\ndelete table ip pier_igw\ntable ip pier_igw {\n";
+  out += "  chain to_private {\n    type nat hook prerouting priority -100;\n" + pre + "  }\n";
+  out += "  chain to_public {\n    type nat hook postrouting priority 100;\n" + post + "  }\n";
+  out += "  chain gate {\n    type filter hook forward priority 0; policy accept;\n";
+  if (mapped.empty()) {
+    out += fmt::format("    oif \"{}\" counter drop\n    iif \"{}\" counter drop\n", r.igw_link, r.igw_link);
+  } else {
+    out += fmt::format("    oif \"{}\" ip saddr != {{ {} }} counter drop\n", r.igw_link, mapped);
+    out += fmt::format("    iif \"{}\" ip daddr != {{ {} }} counter drop\n", r.igw_link, mapped);
+  }
+  return out + "  }\n}\n";
+}
+
+}  // namespace
+
+Status NetworkController::reconcile() {
+  std::lock_guard pass(reconcile_mu_);
+  auto log = log::get("net");
+  PIER_ASSIGN(auto rows, load(store_));
+  const std::string prefix = net::netns_prefix(tag_);
+  Plan plan = make_plan(rows, prefix);
 
   Status first_error;
   auto note = [&](Status s, const std::string& what) {
@@ -154,15 +290,58 @@ Status NetworkController::reconcile() {
     if (first_error.ok()) first_error = s;
     return false;
   };
-  for (const auto& [ns, router] : routers) {
-    if (!net::netns_exists(ns)) {
-      log->info("creating {}", ns);
-      if (!note(net::add_netns(ns), ns)) continue;
-      if (!note(net::ip_batch(ns, "link set lo up\n"), ns)) continue;
-      auto f = net::run_in(ns, {"sysctl", "-qw", "net.ipv4.ip_forward=1"});
-      if (!note(f.ok() ? Status{} : Status(f.error()), ns)) continue;
+  auto sysctl = [&](const std::string& ns, std::vector<std::string> settings) {
+    std::vector<std::string> argv = {"sysctl", "-qw"};
+    argv.insert(argv.end(), settings.begin(), settings.end());
+    auto f = net::run_in(ns, argv);
+    return note(f.ok() ? Status{} : Status(f.error()), ns);
+  };
+  auto fresh = [&](const std::string& ns) {
+    log->info("creating {}", ns);
+    applied_.erase(ns);
+    for (auto it = applied_.begin(); it != applied_.end();)
+      it = it->first.starts_with(ns + "/") ? applied_.erase(it) : std::next(it);
+    return note(net::add_netns(ns), ns) && note(net::ip_batch(ns, "link set lo up\n"), ns);
+  };
+  // Applies `text` with `apply` unless it is what the kernel already has.
+  auto once = [&](const std::string& key, const std::string& text, const std::function<Status()>& apply) {
+    if (applied_.count(key) && applied_[key] == text) return true;
+    if (!note(apply(), key)) {
+      applied_.erase(key);
+      return false;
     }
-    auto have = net::links(ns, "bridge");
+    applied_[key] = text;
+    return true;
+  };
+
+  // NAT gateways being deleted: their namespaces go, then the store hears.
+  for (const auto* nat : plan.nats_going)
+    for (const auto& a : nat->doc.at("NatGatewayAddresses").as_array()) {
+      std::string ns = prefix + svc::get_string(a.as_object(), "NetworkInterfaceId");
+      if (net::netns_exists(ns)) note(net::delete_netns(ns), ns);
+    }
+
+  // What the store no longer has goes first (its links go with it).
+  for (const auto& ns : net::list_netns(prefix))
+    if (!plan.routers.count(ns) && !plan.enis.count(ns) && ns != plan.internet) {
+      applied_.erase(ns);
+      log->info("removing {}", ns);
+      if (auto d = net::delete_netns(ns); !d.ok()) log->warn("{}", d.error().message);
+    }
+
+  // The internet: public service addresses, no route anywhere else.
+  if (!plan.internet.empty() && !net::netns_exists(plan.internet)) {
+    if (fresh(plan.internet) && sysctl(plan.internet, {"net.ipv4.ip_forward=1"}))
+      note(net::ip_batch(plan.internet, fmt::format("addr add {} dev lo\n", kServiceRange)), plan.internet);
+  }
+
+  for (auto& [ns, router] : plan.routers) {
+    if (!net::netns_exists(ns)) {
+      if (!fresh(ns) || !sysctl(ns, {"net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
+                                     "net.ipv4.conf.default.rp_filter=0"}))
+        continue;
+    }
+    auto have = net::links(ns);
     if (!note(have.ok() ? Status{} : Status(have.error()), ns)) continue;
     std::set<std::string> present(have->begin(), have->end());
     std::string batch;
@@ -171,15 +350,35 @@ Status NetworkController::reconcile() {
         batch += fmt::format("link add {0} type bridge\naddr add {1} dev {0}\nlink set {0} up\n", name, b.router_cidr);
     for (const auto& name : present)
       if (name.starts_with("pier-b") && !router.bridges.count(name)) batch += fmt::format("link del {}\n", name);
-    if (!batch.empty()) note(net::ip_batch(ns, batch), ns);
+    // The internet gateway's link: made when attached, gone when detached.
+    for (const auto& name : present)
+      if (name.starts_with("pier-i") && name != router.igw_link) batch += fmt::format("link del {}\n", name);
+    if (!batch.empty() && !note(net::ip_batch(ns, batch), ns)) continue;
+    if (!router.igw_link.empty() && !present.count(router.igw_link)) {
+      // A new link: what referred to the old one must be made again.
+      for (const auto& key : {ns + "/routing", ns + "/igw", plan.internet + "/" + ns}) applied_.erase(key);
+      if (note(net::ip_batch("", fmt::format("link add {} netns {} type veth peer name {} netns {}\n", router.igw_link,
+                                             ns, router.igw_peer, plan.internet)), ns)) {
+        note(net::ip_batch(ns, fmt::format("addr add {}/30 dev {}\nlink set {} up\n", kIgwRouterSide, router.igw_link,
+                                           router.igw_link)), ns);
+        note(net::ip_batch(plan.internet, fmt::format("addr add {}/30 dev {}\nlink set {} up\n", kIgwInternetSide,
+                                                      router.igw_peer, router.igw_peer)), plan.internet);
+      }
+    }
+    if (!router.igw_link.empty()) {
+      once(ns + "/igw", igw_ruleset(router), [&] { return net::nft(ns, igw_ruleset(router)); });
+      // The internet reaches the public addresses through this gateway.
+      std::string routes;
+      for (const auto& [pub, priv] : router.public_ips)
+        routes += fmt::format("route replace {}/32 via {} dev {} onlink\n", pub, kIgwRouterSide, router.igw_peer);
+      if (!routes.empty()) once(plan.internet + "/" + ns, routes, [&] { return net::ip_batch(plan.internet, routes); });
+    }
   }
 
-  std::vector<const Row*> now_available;
-  for (const auto& [ns, e] : enis) {
-    if (!net::netns_exists(ns)) {
-      applied_.erase(ns);
-      if (!note(net::add_netns(ns), ns)) continue;
-    }
+  // ENIs (and NAT gateways, which are ENIs that forward and translate).
+  std::vector<const Row*> now_available, nats_ready;
+  for (const auto& [ns, e] : plan.enis) {
+    if (!net::netns_exists(ns) && !fresh(ns)) continue;
     auto have = net::links(ns);
     if (!note(have.ok() ? Status{} : Status(have.error()), ns)) continue;
     bool wired = std::find(have->begin(), have->end(), "pier-eth0") != have->end();
@@ -190,40 +389,71 @@ Status NetworkController::reconcile() {
         continue;
       if (!note(net::ip_batch(e.router, fmt::format("link set {} master {}\nlink set {} up\n", e.veth, e.bridge, e.veth)), ns))
         continue;
-      if (!note(net::ip_batch(ns, fmt::format("link set lo up\nlink set pier-eth0 address {}\naddr add {} dev pier-eth0\n"
+      if (!note(net::ip_batch(ns, fmt::format("link set pier-eth0 address {}\naddr add {} dev pier-eth0\n"
                                               "link set pier-eth0 up\nroute add default via {}\n",
                                               e.mac, e.address, e.gateway)), ns))
         continue;
     }
-    std::vector<net::SgRule> rules;
-    if (const auto* gs = svc::get_array(e.row->doc, "Groups"))
-      for (const auto& g : *gs) {
-        auto it = groups.find(svc::get_string(g.as_object(), "GroupId"));
-        if (it == groups.end()) continue;
-        if (const auto* rs = svc::get_array(it->second->doc, "_Rules"))
-          for (const auto& rv : *rs) {
-            const auto& o = rv.as_object();
-            net::SgRule r;
-            r.egress = o.at("IsEgress").as_bool();
-            r.protocol = svc::get_string(o, "IpProtocol");
-            r.from = static_cast<int>(o.at("FromPort").as_int64());
-            r.to = static_cast<int>(o.at("ToPort").as_int64());
-            r.cidr = svc::get_string(o, "CidrIpv4");
-            r.group = svc::get_string(o, "ReferencedGroupId");
-            rules.push_back(std::move(r));
-          }
-      }
-    std::string ruleset = net::sg_ruleset(rules, members);
-    if (applied_[ns] != ruleset) {
-      if (!note(net::nft(ns, ruleset), ns + " security groups")) {
-        applied_.erase(ns);
-        continue;
-      }
-      applied_[ns] = ruleset;
+    if (!e.nat_gateway.empty()) {
+      // Forwards what its subnet's routes send it, from its own address.
+      std::string ip = e.address.substr(0, e.address.find('/'));
+      std::string nat = fmt::format(
+          "table ip pier_nat\ndelete table ip pier_nat\ntable ip pier_nat {{\n"
+          "  chain post {{\n    type nat hook postrouting priority 100;\n"
+          "    oif \"pier-eth0\" ip saddr != {} masquerade\n  }}\n}}\n", ip);
+      bool ok = once(ns + "/nat", nat, [&]() -> Status {
+        if (!sysctl(ns, {"net.ipv4.ip_forward=1", "net.ipv4.conf.all.send_redirects=0",
+                         "net.ipv4.conf.pier-eth0.send_redirects=0", "net.ipv4.conf.all.rp_filter=0"}))
+          return Error::internal("sysctl");
+        return net::nft(ns, nat);
+      });
+      if (ok)
+        for (const auto& r : rows)
+          if (r.id == e.nat_gateway && svc::get_string(r.doc, "State") == "pending") nats_ready.push_back(&r);
+    } else {
+      std::vector<net::SgRule> rules;
+      if (const auto* gs = svc::get_array(e.row->doc, "Groups"))
+        for (const auto& g : *gs) {
+          auto it = plan.groups.find(svc::get_string(g.as_object(), "GroupId"));
+          if (it == plan.groups.end()) continue;
+          if (const auto* rs = svc::get_array(it->second->doc, "_Rules"))
+            for (const auto& rv : *rs) {
+              const auto& o = rv.as_object();
+              net::SgRule r;
+              r.egress = o.at("IsEgress").as_bool();
+              r.protocol = svc::get_string(o, "IpProtocol");
+              r.from = static_cast<int>(o.at("FromPort").as_int64());
+              r.to = static_cast<int>(o.at("ToPort").as_int64());
+              r.cidr = svc::get_string(o, "CidrIpv4");
+              r.group = svc::get_string(o, "ReferencedGroupId");
+              rules.push_back(std::move(r));
+            }
+        }
+      std::string ruleset = net::sg_ruleset(rules, plan.members);
+      if (!once(ns, ruleset, [&] { return net::nft(ns, ruleset); })) continue;
     }
     if (svc::get_string(e.row->doc, "Status") == "pending") now_available.push_back(e.row);
   }
-  if (!now_available.empty()) {
+
+  // Routing last: it names the ENIs and links made above. Each pass replaces
+  // pier's rules (prefs 1000…) and tables (100…) in one batch.
+  for (auto& [ns, router] : plan.routers) {
+    if (!net::netns_exists(ns)) continue;
+    once(ns + "/routing", router.routing, [&]() -> Status {
+      auto rules = net::run_in("", {"ip", "-n", ns, "rule", "show"});
+      if (!rules.ok()) return rules.error();
+      std::string clear;
+      for (const auto& line : str::split(*rules, '\n')) {
+        int pref = std::atoi(std::string(line).c_str());
+        if (pref >= 1000 && pref < 2000) clear += fmt::format("rule del pref {}\n", pref);
+      }
+      for (int t = 100; t < 200; ++t) clear += fmt::format("route flush table {}\n", t);
+      (void)net::ip_batch_force(ns, clear);
+      return net::ip_batch(ns, router.routing);
+    });
+  }
+
+  if (!now_available.empty() || !nats_ready.empty() || !plan.nats_going.empty()) {
     auto w = store_.write([&](store::Db& db) -> Status {
       for (const auto* r : now_available) {
         // Read again: the ENI may have gone or changed meanwhile.
@@ -238,9 +468,11 @@ Status NetworkController::reconcile() {
         PIER_ASSIGN(auto* up, db.prepare("UPDATE ec2_objects SET doc=? WHERE account=? AND region=? AND id=?"));
         PIER_TRY(up->args(json::serialize(doc), r->account, r->region, r->id).run());
       }
+      for (const auto* r : nats_ready) PIER_TRY(svc::ec2::finish_nat_gateway(db, r->account, r->region, r->id, false));
+      for (const auto* r : plan.nats_going) PIER_TRY(svc::ec2::finish_nat_gateway(db, r->account, r->region, r->id, true));
       return {};
     });
-    note(w, "ENI status");
+    note(w, "status");
   }
   return first_error;
 }

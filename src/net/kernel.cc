@@ -117,6 +117,15 @@ Status ip_batch(const std::string& netns, const std::string& commands) {
   return {};
 }
 
+Status ip_batch_force(const std::string& netns, const std::string& commands) {
+  std::vector<std::string> argv = {"ip", "-force"};
+  if (!netns.empty()) argv.insert(argv.end(), {"-n", netns});
+  argv.insert(argv.end(), {"-batch", "-"});
+  auto r = run(argv, commands);
+  if (!r.ok()) return r.error();
+  return {};
+}
+
 Status nft(const std::string& netns, const std::string& script) {
   auto r = run({"ip", "netns", "exec", netns, "nft", "-f", "-"}, script);
   if (!r.ok()) return r.error();

@@ -25,6 +25,8 @@ Status delete_netns(const std::string& name);
 
 // `ip [-n NS] -batch`: one command per line; stops at the first failure.
 Status ip_batch(const std::string& netns, const std::string& commands);
+// The same, going on past failing lines (for removals that may find nothing).
+Status ip_batch_force(const std::string& netns, const std::string& commands);
 // `nft -f -` inside NS: one script, applied as one transaction.
 Status nft(const std::string& netns, const std::string& script);
 // One command inside NS (empty: pier's own netns), its stdout.

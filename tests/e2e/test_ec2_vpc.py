@@ -358,6 +358,43 @@ class NetworkInterfaces(Ec2Test):
         self.ec2.delete_subnet(SubnetId=sn)
 
 
+class AddressesAndNat(Ec2Test):
+    def test_eips_and_nat_gateway_records(self):
+        vid = self.make_vpc()["VpcId"]
+        sn = self.ec2.create_subnet(VpcId=vid, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
+        a = self.ec2.allocate_address(Domain="vpc")
+        b = self.ec2.allocate_address(Domain="vpc")
+        self.assertRegex(a["AllocationId"], r"^eipalloc-[0-9a-f]{17}$")
+        self.assertNotEqual(a["PublicIp"], b["PublicIp"])
+        self.assertTrue(a["PublicIp"].startswith("198.19."))
+        nat = self.ec2.create_nat_gateway(SubnetId=sn, AllocationId=a["AllocationId"])["NatGateway"]
+        self.assertEqual((nat["State"], nat["VpcId"], nat["NatGatewayAddresses"][0]["PublicIp"]),
+                         ("pending", vid, a["PublicIp"]))
+        eni = nat["NatGatewayAddresses"][0]["NetworkInterfaceId"]
+        e = self.ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]
+        self.assertEqual((e["InterfaceType"], e["RequesterManaged"], e["PrivateIpAddress"]), ("natGateway", True, "10.0.0.4"))
+        got = self.ec2.describe_addresses(AllocationIds=[a["AllocationId"]])["Addresses"][0]
+        self.assertEqual((got["NetworkInterfaceId"], got["PrivateIpAddress"]), (eni, "10.0.0.4"))
+        self.assertEqual(self.ec2.describe_addresses(PublicIps=[b["PublicIp"]])["Addresses"][0]["AllocationId"],
+                         b["AllocationId"])
+        attr = self.ec2.describe_addresses_attribute(AllocationIds=[a["AllocationId"]], Attribute="domain-name")
+        self.assertEqual(attr["Addresses"][0]["PublicIp"], a["PublicIp"])
+        listed = self.ec2.describe_nat_gateways(Filter=[{"Name": "vpc-id", "Values": [vid]}])["NatGateways"]
+        self.assertEqual([n["NatGatewayId"] for n in listed], [nat["NatGatewayId"]])
+        before = self.state()
+        self.assertEqual(self.error(self.ec2.release_address, AllocationId=a["AllocationId"])[0], "InvalidIPAddress.InUse")
+        self.assertEqual(self.error(self.ec2.create_nat_gateway, SubnetId=sn, AllocationId=a["AllocationId"])[0],
+                         "Resource.AlreadyAssociated")
+        self.assertEqual(self.error(self.ec2.create_nat_gateway, SubnetId=sn,
+                                    AllocationId="eipalloc-0123456789abcdef0")[0], "InvalidAllocationID.NotFound")
+        self.assertEqual(self.error(self.ec2.delete_subnet, SubnetId=sn)[0], "DependencyViolation")
+        self.assertEqual(self.state(), before)
+        self.ec2.release_address(AllocationId=b["AllocationId"])
+        self.assertEqual(self.error(self.ec2.release_address, AllocationId=b["AllocationId"])[0],
+                         "InvalidAllocationID.NotFound")
+        self.assertEqual(self.ec2.delete_nat_gateway(NatGatewayId=nat["NatGatewayId"])["NatGatewayId"], nat["NatGatewayId"])
+
+
 class Clis(Ec2Test):
     def test_both_clis(self):
         for v in (1, 2):

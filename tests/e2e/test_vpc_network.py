@@ -182,6 +182,69 @@ class Network(unittest.TestCase):
         p = self.in_eni(c1, "nft", "list", "chain", "inet", "pier", "egress")
         self.assertRegex(p.stdout, r"counter packets [1-9]")
 
+    def test_nat_gateway_and_internet_gateway_paths(self):
+        # The scenario's shape: a public subnet (internet gateway, NAT
+        # gateway), a private one routed to the NAT, one with no way out.
+        vid, (pub, priv, iso) = self.vpc("10.0.0.0/16", ["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24"])
+        igw = self.aws("ec2", "create-internet-gateway")["InternetGateway"]["InternetGatewayId"]
+        self.aws("ec2", "attach-internet-gateway", "--internet-gateway-id", igw, "--vpc-id", vid)
+        public_rt = self.aws("ec2", "create-route-table", "--vpc-id", vid)["RouteTable"]["RouteTableId"]
+        self.aws("ec2", "create-route", "--route-table-id", public_rt, "--destination-cidr-block", "0.0.0.0/0",
+                 "--gateway-id", igw)
+        self.aws("ec2", "associate-route-table", "--route-table-id", public_rt, "--subnet-id", pub)
+        eip = self.aws("ec2", "allocate-address", "--domain", "vpc")
+        self.assertTrue(eip["PublicIp"].startswith("198.19."))
+        nat = self.aws("ec2", "create-nat-gateway", "--subnet-id", pub, "--allocation-id",
+                       eip["AllocationId"])["NatGateway"]
+        self.assertEqual(nat["State"], "pending")
+        nid = nat["NatGatewayId"]
+        self.eventually(lambda: self.aws("ec2", "describe-nat-gateways", "--nat-gateway-ids", nid)
+                        ["NatGateways"][0]["State"], "available")
+        private_rt = self.aws("ec2", "create-route-table", "--vpc-id", vid)["RouteTable"]["RouteTableId"]
+        self.aws("ec2", "create-route", "--route-table-id", private_rt, "--destination-cidr-block", "0.0.0.0/0",
+                 "--nat-gateway-id", nid)
+        assoc = self.aws("ec2", "associate-route-table", "--route-table-id", private_rt,
+                         "--subnet-id", priv)["AssociationId"]
+        e_priv = self.eni(priv)["NetworkInterfaceId"]
+        e_iso = self.eni(iso)["NetworkInterfaceId"]
+
+        # A public service address in the internet namespace (pierd will
+        # serve the AWS endpoints there; here a server of the test's own).
+        inet = [n for n in netns("pier-") if n.endswith("-inet") and n in netns_of(self.pierd)]
+        self.assertEqual(len(inet), 1)
+        p = subprocess.Popen(["ip", "netns", "exec", inet[0], "python3", "-c", SERVE.replace('"0.0.0.0"', '"198.18.0.10"'),
+                              "443"], stdout=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: (p.kill(), p.wait(), p.stdout.close()))
+        self.assertEqual(p.stdout.readline().strip(), "ready")
+
+        # Through the NAT gateway: the service sees the NAT's public address.
+        self.eventually(lambda: self.probe(e_priv, "198.18.0.10", 443), "open hello " + eip["PublicIp"])
+        # No route out: nothing.
+        self.assertNotEqual(self.probe(e_iso, "198.18.0.10", 443).split()[0], "open")
+        # The internet namespace has no route anywhere but back to its public addresses.
+        r = subprocess.run(["ip", "-n", inet[0], "route", "get", "1.1.1.1"], capture_output=True, text=True)
+        self.assertNotEqual(r.returncode, 0)
+
+        # Deleting the NAT route takes effect on the next connection; putting it back restores it.
+        self.aws("ec2", "delete-route", "--route-table-id", private_rt, "--destination-cidr-block", "0.0.0.0/0")
+        self.eventually(lambda: self.probe(e_priv, "198.18.0.10", 443).split()[0] != "open", True)
+        self.aws("ec2", "create-route", "--route-table-id", private_rt, "--destination-cidr-block", "0.0.0.0/0",
+                 "--nat-gateway-id", nid)
+        self.eventually(lambda: self.probe(e_priv, "198.18.0.10", 443), "open hello " + eip["PublicIp"])
+        # Without its association the subnet falls back to the main table: no way out.
+        self.aws("ec2", "disassociate-route-table", "--association-id", assoc)
+        self.eventually(lambda: self.probe(e_priv, "198.18.0.10", 443).split()[0] != "open", True)
+
+        # The NAT gateway goes: deleting, then deleted; its ENI and namespace with it, the EIP stays.
+        self.aws("ec2", "delete-nat-gateway", "--nat-gateway-id", nid)
+        self.eventually(lambda: self.aws("ec2", "describe-nat-gateways", "--nat-gateway-ids", nid)
+                        ["NatGateways"][0]["State"], "deleted")
+        nat_eni = nat["NatGatewayAddresses"][0]["NetworkInterfaceId"]
+        self.eventually(lambda: any(n.endswith(nat_eni) for n in netns("pier-")), False)
+        addr = self.aws("ec2", "describe-addresses", "--allocation-ids", eip["AllocationId"])["Addresses"][0]
+        self.assertNotIn("AssociationId", addr)
+        self.aws("ec2", "release-address", "--allocation-id", eip["AllocationId"])
+
     def test_down_removes_one_instance_and_nothing_of_another(self):
         other = Pierd().start()
         self.addCleanup(other.cleanup)

@@ -25,6 +25,12 @@ class Ec2Service {
   std::function<void()> on_change_;
 };
 
+// The network controller's word back, once kernel state is made or gone:
+// a NAT gateway pending → available, or deleting → deleted (its ENI
+// removed, its EIP free again).
+Status finish_nat_gateway(store::Db& db, const std::string& account, const std::string& region,
+                          const std::string& id, bool removed);
+
 // The zones pier offers in a region: REGION + a..f (us-east-1 has six;
 // pier gives every region the same six).
 std::vector<std::string> zone_names(const std::string& region);

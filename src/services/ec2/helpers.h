@@ -56,6 +56,7 @@ using AddAction = std::function<void(std::string name, aws::Handler handler)>;
 void add_route_table_actions(const AddAction& add, store::Store& store);
 void add_security_group_actions(const AddAction& add, store::Store& store);
 void add_interface_actions(const AddAction& add, store::Store& store);
+void add_address_actions(const AddAction& add, store::Store& store);
 
 // ENIs, also made by NAT gateways, endpoints and tasks: the lowest free
 // address of the subnet unless one is asked for; the VPC's default group
