@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Builds pier if needed and runs the benchmark (pierd vs moto_server).
+# Builds pier if needed and runs the benchmarks: the API (pierd vs
+# moto_server), the exec path (vs raw loopback TCP), and — as root — the
+# network realized in the kernel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -x build/bin/pierd ]] || scripts/setup.sh
-exec "${PIER_PYTHON:-python3}" bench/bench.py "$@"
+PY="${PIER_PYTHON:-python3}"
+"$PY" bench/bench.py "$@"
+"$PY" bench/exec_bench.py
+if [[ $EUID -eq 0 ]]; then "$PY" bench/net_bench.py; fi
