@@ -21,7 +21,10 @@ class WsWriter : public std::enable_shared_from_this<WsWriter> {
   void send(std::string frame, bool text = false) {
     if (stopped_) return;
     q_.emplace_back(std::move(frame), text);
-    if (!busy_) boost::asio::co_spawn(ws_.executor(), drain(shared_from_this()), boost::asio::detached);
+    if (!busy_) {
+      busy_ = true;  // before the drain starts, wherever co_spawn runs it
+      boost::asio::co_spawn(ws_.executor(), drain(shared_from_this()), boost::asio::detached);
+    }
   }
   bool idle() const { return !busy_ && q_.empty(); }
   // No more writes: the socket is being replaced or closed.
@@ -29,7 +32,6 @@ class WsWriter : public std::enable_shared_from_this<WsWriter> {
 
  private:
   static boost::asio::awaitable<void> drain(std::shared_ptr<WsWriter> self) {
-    self->busy_ = true;
     while (!self->q_.empty() && !self->stopped_) {
       auto [f, text] = std::move(self->q_.front());
       self->q_.pop_front();

@@ -80,7 +80,11 @@ void NetworkController::run() {
     if (stop_) break;
     dirty_ = false;
     lock.unlock();
-    if (auto r = reconcile(); !r.ok()) log->warn("reconcile: {}", r.error().message);
+    try {
+      if (auto r = reconcile(); !r.ok()) log->warn("reconcile: {}", r.error().message);
+    } catch (const std::exception& e) {
+      log->error("reconcile: {}", e.what());
+    }
     lock.lock();
   }
 }
@@ -154,8 +158,8 @@ std::string table_routes(const Row& table, const Plan& plan, const Router& route
           if (e.row->id == eni) via = fmt::format("via {} dev {}", e.address.substr(0, e.address.find('/')), e.bridge);
       }
       // A target that is gone (or not made yet) drops, as AWS's blackhole routes do.
-      out += via.empty() ? fmt::format("route add blackhole {} table {}\n", dest, number)
-                         : fmt::format("route add {} {} table {}\n", dest, via, number);
+      out += via.empty() ? fmt::format("route replace blackhole {} table {}\n", dest, number)
+                         : fmt::format("route replace {} {} table {}\n", dest, via, number);
     }
   (void)subnet_bridge;
   return out;
@@ -243,11 +247,13 @@ Plan make_plan(const std::vector<Row>& rows, const std::string& prefix) {
       ++number;
     }
     int pref = 1000;
+    std::string rules;
     for (const auto& r : rows) {
       if (r.type != "subnet" || r.vpc_id != router.vpc->id) continue;
       int t = table_of_subnet.count(r.id) ? table_of_subnet[r.id] : main_table;
-      if (t) router.routing += fmt::format("rule add iif {} lookup {} pref {}\n", subnet_bridge[r.id], t, pref++);
+      if (t) rules += fmt::format("rule add iif {} lookup {} pref {}\n", subnet_bridge[r.id], t, pref++);
     }
+    router.routing = rules + router.routing;
   }
   return plan;
 }
@@ -258,18 +264,18 @@ std::string igw_ruleset(const Router& r) {
   std::string mapped, pre, post;
   for (const auto& [pub, priv] : r.public_ips) {
     mapped += (mapped.empty() ? "" : ", ") + priv;
-    pre += fmt::format("    iif \"{}\" ip daddr {} dnat to {}\n", r.igw_link, pub, priv);
-    post += fmt::format("    oif \"{}\" ip saddr {} snat to {}\n", r.igw_link, priv, pub);
+    pre += fmt::format("    iifname \"{}\" ip daddr {} dnat to {}\n", r.igw_link, pub, priv);
+    post += fmt::format("    oifname \"{}\" ip saddr {} snat to {}\n", r.igw_link, priv, pub);
   }
   std::string out = "table ip pier_igw\ndelete table ip pier_igw\ntable ip pier_igw {\n";
   out += "  chain to_private {\n    type nat hook prerouting priority -100;\n" + pre + "  }\n";
   out += "  chain to_public {\n    type nat hook postrouting priority 100;\n" + post + "  }\n";
   out += "  chain gate {\n    type filter hook forward priority 0; policy accept;\n";
   if (mapped.empty()) {
-    out += fmt::format("    oif \"{}\" counter drop\n    iif \"{}\" counter drop\n", r.igw_link, r.igw_link);
+    out += fmt::format("    oifname \"{}\" counter drop\n    iifname \"{}\" counter drop\n", r.igw_link, r.igw_link);
   } else {
-    out += fmt::format("    oif \"{}\" ip saddr != {{ {} }} counter drop\n", r.igw_link, mapped);
-    out += fmt::format("    iif \"{}\" ip daddr != {{ {} }} counter drop\n", r.igw_link, mapped);
+    out += fmt::format("    oifname \"{}\" ip saddr != {{ {} }} counter drop\n", r.igw_link, mapped);
+    out += fmt::format("    iifname \"{}\" ip daddr != {{ {} }} counter drop\n", r.igw_link, mapped);
   }
   return out + "  }\n}\n";
 }
@@ -315,11 +321,16 @@ Status NetworkController::reconcile() {
   };
 
   // NAT gateways being deleted: their namespaces go, then the store hears.
-  for (const auto* nat : plan.nats_going)
+  std::vector<const Row*> nats_gone;
+  for (const auto* nat : plan.nats_going) {
+    bool gone = true;
     for (const auto& a : nat->doc.at("NatGatewayAddresses").as_array()) {
       std::string ns = prefix + svc::get_string(a.as_object(), "NetworkInterfaceId");
       if (net::netns_exists(ns)) note(net::delete_netns(ns), ns);
+      gone = gone && !net::netns_exists(ns);
     }
+    if (gone) nats_gone.push_back(nat);
+  }
 
   // What the store no longer has goes first (its links go with it).
   for (const auto& ns : net::list_netns(prefix))
@@ -330,17 +341,21 @@ Status NetworkController::reconcile() {
     }
 
   // The internet: public service addresses, no route anywhere else.
-  if (!plan.internet.empty() && !net::netns_exists(plan.internet)) {
-    if (fresh(plan.internet) && sysctl(plan.internet, {"net.ipv4.ip_forward=1"}))
-      note(net::ip_batch(plan.internet, fmt::format("addr add {} dev lo\n", kServiceRange)), plan.internet);
+  if (!plan.internet.empty() && (net::netns_exists(plan.internet) || fresh(plan.internet))) {
+    once(plan.internet + "/setup", kServiceRange, [&]() -> Status {
+      if (!sysctl(plan.internet, {"net.ipv4.ip_forward=1"})) return Error::internal("sysctl");
+      return net::ip_batch(plan.internet, fmt::format("addr replace {} dev lo\n", kServiceRange));
+    });
   }
 
   for (auto& [ns, router] : plan.routers) {
-    if (!net::netns_exists(ns)) {
-      if (!fresh(ns) || !sysctl(ns, {"net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
-                                     "net.ipv4.conf.default.rp_filter=0"}))
-        continue;
-    }
+    if (!net::netns_exists(ns) && !fresh(ns)) continue;
+    if (!once(ns + "/sysctl", "forwarding", [&]() -> Status {
+          if (!sysctl(ns, {"net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"}))
+            return Error::internal("sysctl");
+          return {};
+        }))
+      continue;
     auto have = net::links(ns);
     if (!note(have.ok() ? Status{} : Status(have.error()), ns)) continue;
     std::set<std::string> present(have->begin(), have->end());
@@ -353,32 +368,46 @@ Status NetworkController::reconcile() {
     // The internet gateway's link: made when attached, gone when detached.
     for (const auto& name : present)
       if (name.starts_with("pier-i") && name != router.igw_link) batch += fmt::format("link del {}\n", name);
-    if (!batch.empty() && !note(net::ip_batch(ns, batch), ns)) continue;
+    if (!batch.empty() && !note(net::ip_batch(ns, batch), ns)) {
+      // Bridges made without their address are removed, to be made again.
+      std::string undo;
+      for (const auto& [name, b] : router.bridges)
+        if (!present.count(name)) undo += fmt::format("link del {}\n", name);
+      (void)net::ip_batch_force(ns, undo);
+      continue;
+    }
     if (!router.igw_link.empty() && !present.count(router.igw_link)) {
       // A new link: what referred to the old one must be made again.
       for (const auto& key : {ns + "/routing", ns + "/igw", plan.internet + "/" + ns}) applied_.erase(key);
       if (note(net::ip_batch("", fmt::format("link add {} netns {} type veth peer name {} netns {}\n", router.igw_link,
                                              ns, router.igw_peer, plan.internet)), ns)) {
-        note(net::ip_batch(ns, fmt::format("addr add {}/30 dev {}\nlink set {} up\n", kIgwRouterSide, router.igw_link,
-                                           router.igw_link)), ns);
-        note(net::ip_batch(plan.internet, fmt::format("addr add {}/30 dev {}\nlink set {} up\n", kIgwInternetSide,
-                                                      router.igw_peer, router.igw_peer)), plan.internet);
+        if (!note(net::ip_batch(ns, fmt::format("addr add {}/30 dev {}\nlink set {} up\n", kIgwRouterSide,
+                                                router.igw_link, router.igw_link)), ns) ||
+            !note(net::ip_batch(plan.internet, fmt::format("addr add {}/30 dev {}\nlink set {} up\n", kIgwInternetSide,
+                                                           router.igw_peer, router.igw_peer)), plan.internet))
+          (void)net::ip_batch_force(ns, fmt::format("link del {}\n", router.igw_link));  // both ends; made again next pass
       }
     }
     if (!router.igw_link.empty()) {
       once(ns + "/igw", igw_ruleset(router), [&] { return net::nft(ns, igw_ruleset(router)); });
       // The internet reaches the public addresses through this gateway.
-      std::string routes;
+      std::string routes = fmt::format("route flush dev {} proto boot\n", router.igw_peer);
       for (const auto& [pub, priv] : router.public_ips)
         routes += fmt::format("route replace {}/32 via {} dev {} onlink\n", pub, kIgwRouterSide, router.igw_peer);
-      if (!routes.empty()) once(plan.internet + "/" + ns, routes, [&] { return net::ip_batch(plan.internet, routes); });
+      once(plan.internet + "/" + ns, routes, [&] { return net::ip_batch_force(plan.internet, routes); });
     }
   }
 
   // ENIs (and NAT gateways, which are ENIs that forward and translate).
   std::vector<const Row*> now_available, nats_ready;
   for (const auto& [ns, e] : plan.enis) {
-    if (!net::netns_exists(ns) && !fresh(ns)) continue;
+    if (!net::netns_exists(ns)) {
+      // Closed before it is wired: the groups' rules replace this table.
+      if (!fresh(ns) || !note(net::nft(ns, net::sg_ruleset({}, {})), ns)) {
+        (void)net::delete_netns(ns);
+        continue;
+      }
+    }
     auto have = net::links(ns);
     if (!note(have.ok() ? Status{} : Status(have.error()), ns)) continue;
     bool wired = std::find(have->begin(), have->end(), "pier-eth0") != have->end();
@@ -387,12 +416,15 @@ Status NetworkController::reconcile() {
       if (!note(net::ip_batch("", fmt::format("link add {} netns {} type veth peer name pier-eth0 netns {}\n",
                                               e.veth, e.router, ns)), ns))
         continue;
-      if (!note(net::ip_batch(e.router, fmt::format("link set {} master {}\nlink set {} up\n", e.veth, e.bridge, e.veth)), ns))
-        continue;
-      if (!note(net::ip_batch(ns, fmt::format("link set pier-eth0 address {}\naddr add {} dev pier-eth0\n"
+      // Half a wiring is undone (both ends go with pier-eth0), so that the
+      // next pass makes it whole.
+      if (!note(net::ip_batch(e.router, fmt::format("link set {} master {}\nlink set {} up\n", e.veth, e.bridge, e.veth)), ns) ||
+          !note(net::ip_batch(ns, fmt::format("link set pier-eth0 address {}\naddr add {} dev pier-eth0\n"
                                               "link set pier-eth0 up\nroute add default via {}\n",
-                                              e.mac, e.address, e.gateway)), ns))
+                                              e.mac, e.address, e.gateway)), ns)) {
+        (void)net::ip_batch_force(ns, "link del pier-eth0\n");
         continue;
+      }
     }
     if (!e.nat_gateway.empty()) {
       // Forwards what its subnet's routes send it, from its own address.
@@ -400,7 +432,7 @@ Status NetworkController::reconcile() {
       std::string nat = fmt::format(
           "table ip pier_nat\ndelete table ip pier_nat\ntable ip pier_nat {{\n"
           "  chain post {{\n    type nat hook postrouting priority 100;\n"
-          "    oif \"pier-eth0\" ip saddr != {} masquerade\n  }}\n}}\n", ip);
+          "    oifname \"pier-eth0\" ip saddr != {} masquerade\n  }}\n}}\n", ip);
       bool ok = once(ns + "/nat", nat, [&]() -> Status {
         if (!sysctl(ns, {"net.ipv4.ip_forward=1", "net.ipv4.conf.all.send_redirects=0",
                          "net.ipv4.conf.pier-eth0.send_redirects=0", "net.ipv4.conf.all.rp_filter=0"}))
@@ -449,11 +481,13 @@ Status NetworkController::reconcile() {
       }
       for (int t = 100; t < 200; ++t) clear += fmt::format("route flush table {}\n", t);
       (void)net::ip_batch_force(ns, clear);
-      return net::ip_batch(ns, router.routing);
+      // Going on past a line the kernel refuses, so that one bad route
+      // does not take the rest of the VPC's routing with it.
+      return net::ip_batch_force(ns, router.routing);
     });
   }
 
-  if (!now_available.empty() || !nats_ready.empty() || !plan.nats_going.empty()) {
+  if (!now_available.empty() || !nats_ready.empty() || !nats_gone.empty()) {
     auto w = store_.write([&](store::Db& db) -> Status {
       for (const auto* r : now_available) {
         // Read again: the ENI may have gone or changed meanwhile.
@@ -469,7 +503,7 @@ Status NetworkController::reconcile() {
         PIER_TRY(up->args(json::serialize(doc), r->account, r->region, r->id).run());
       }
       for (const auto* r : nats_ready) PIER_TRY(svc::ec2::finish_nat_gateway(db, r->account, r->region, r->id, false));
-      for (const auto* r : plan.nats_going) PIER_TRY(svc::ec2::finish_nat_gateway(db, r->account, r->region, r->id, true));
+      for (const auto* r : nats_gone) PIER_TRY(svc::ec2::finish_nat_gateway(db, r->account, r->region, r->id, true));
       return {};
     });
     note(w, "status");

@@ -3,11 +3,14 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -53,9 +56,10 @@ Result<std::string> run(const std::vector<std::string>& argv, const std::string&
     return Error::internal("memfd write failed");
   }
   lseek(in, 0, SEEK_SET);
-  int out[2], err[2];
+  int out[2] = {-1, -1}, err[2] = {-1, -1};
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
-    close(in);
+    for (int fd : {in, out[0], out[1], err[0], err[1]})
+      if (fd >= 0) close(fd);
     return Error::internal(fmt::format("pipe: {}", std::strerror(errno)));
   }
   std::vector<char*> args;
@@ -77,14 +81,44 @@ Result<std::string> run(const std::vector<std::string>& argv, const std::string&
   close(out[1]);
   close(err[1]);
   std::string so, se;
-  // Both pipes to their ends (outputs are small; stderr is drained after).
+  // Both pipes at once (a child filling one while we wait on the other
+  // would hang), for at most 30 s: then the child is killed.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  int open_fds = 2;
+  bool killed = false;
   char buf[4096];
-  for (ssize_t n; (n = read(out[0], buf, sizeof buf)) > 0;) so.append(buf, static_cast<size_t>(n));
-  for (ssize_t n; (n = read(err[0], buf, sizeof buf)) > 0;) se.append(buf, static_cast<size_t>(n));
+  while (open_fds > 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      kill(pid, SIGKILL);
+      killed = true;
+      break;
+    }
+    int n = poll(fds, 2, static_cast<int>(left.count()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    for (auto& p : fds) {
+      if (p.fd < 0 || !(p.revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t got = read(p.fd, buf, sizeof buf);
+      if (got > 0) {
+        (p.fd == out[0] ? so : se).append(buf, static_cast<size_t>(got));
+      } else {
+        p.fd = -1;
+        --open_fds;
+      }
+    }
+  }
   close(out[0]);
   close(err[0]);
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  pid_t waited;
+  while ((waited = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+  }
+  if (waited < 0 || killed) {
+    std::string cmd;
+    for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
+    return Error::internal(fmt::format("`{}`: {}", cmd, killed ? "did not finish in 30 s" : std::strerror(errno)));
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     std::string cmd;

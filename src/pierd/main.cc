@@ -138,7 +138,9 @@ int main(int argc, char** argv) {
   dispatcher.add_unsigned({"GET", "/_pier/net/eni/", [&network](pier::http::Request& req, const pier::http::Peer&) {
     std::string_view target = req.target();
     std::string id(target.substr(std::string_view("/_pier/net/eni/").size()));
-    auto ns = network ? network->eni_netns(id) : std::nullopt;
+    bool valid = id.size() == 21 && id.starts_with("eni-") &&
+                 id.find_first_not_of("0123456789abcdef", 4) == std::string::npos;
+    auto ns = network && valid ? network->eni_netns(id) : std::nullopt;
     boost::json::object body;
     if (ns) body["netns"] = *ns;
     else body["message"] = network ? "no namespace for " + id : "pierd runs without its network controller";

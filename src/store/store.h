@@ -29,7 +29,15 @@ class Store {
   auto write(F&& f) -> std::invoke_result_t<F, Db&> {
     std::lock_guard lock(write_mu_);
     if (auto s = writer_->exec("BEGIN IMMEDIATE"); !s.ok()) return std::move(s).error();
+    // A throw inside f must not leave the one writer inside its transaction.
+    struct Rollback {
+      Db* db;
+      ~Rollback() {
+        if (db) (void)db->exec("ROLLBACK");
+      }
+    } guard{writer_.get()};
     auto r = f(*writer_);
+    guard.db = nullptr;
     if (r.ok()) {
       if (auto s = writer_->exec("COMMIT"); !s.ok()) {
         (void)writer_->exec("ROLLBACK");

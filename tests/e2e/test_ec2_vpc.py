@@ -112,7 +112,8 @@ class Vpcs(Ec2Test):
     def test_bad_vpcs_change_nothing(self):
         before = self.state()
         for cidr, code in [("10.0.0.0/8", "InvalidVpc.Range"), ("10.0.0.0/29", "InvalidVpc.Range"),
-                           ("10.0.0.1/16", "InvalidParameterValue"), ("banana", "InvalidParameterValue")]:
+                           ("10.0.0.1/16", "InvalidParameterValue"), ("banana", "InvalidParameterValue"),
+                           ("010.0.0.0/16", "InvalidParameterValue")]:
             self.assertEqual(self.error(self.ec2.create_vpc, CidrBlock=cidr)[0], code, cidr)
         self.assertEqual(self.error(self.ec2.create_vpc, CidrBlock="10.0.0.0/16", DryRun=True)[0], "DryRunOperation")
         self.assertEqual(self.error(self.ec2.delete_vpc, VpcId="vpc-0123456789abcdef0")[0], "InvalidVpcID.NotFound")
@@ -388,6 +389,8 @@ class AddressesAndNat(Ec2Test):
         self.assertEqual(self.error(self.ec2.create_nat_gateway, SubnetId=sn,
                                     AllocationId="eipalloc-0123456789abcdef0")[0], "InvalidAllocationID.NotFound")
         self.assertEqual(self.error(self.ec2.delete_subnet, SubnetId=sn)[0], "DependencyViolation")
+        # The NAT gateway's own ENI is not the user's to delete.
+        self.assertEqual(self.error(self.ec2.delete_network_interface, NetworkInterfaceId=eni)[0], "OperationNotPermitted")
         self.assertEqual(self.state(), before)
         self.ec2.release_address(AllocationId=b["AllocationId"])
         self.assertEqual(self.error(self.ec2.release_address, AllocationId=b["AllocationId"])[0],

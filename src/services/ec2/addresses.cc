@@ -219,7 +219,7 @@ Status finish_nat_gateway(Db& db, const std::string& account, const std::string&
     for (const auto& a : nat->doc["NatGatewayAddresses"].as_array()) {
       std::string eni = get_string(a.as_object(), "NetworkInterfaceId");
       PIER_ASSIGN(auto e, load(db, s, eni));
-      if (e) PIER_TRY(delete_interface(db, s, eni));
+      if (e) PIER_TRY(delete_interface(db, s, eni, /*by_owner=*/true));
       PIER_ASSIGN(auto eip, load(db, s, get_string(a.as_object(), "AllocationId")));
       if (eip) {
         for (const char* k : {"_NatGatewayId", "NetworkInterfaceId", "PrivateIpAddress", "AssociationId"}) eip->doc.erase(k);

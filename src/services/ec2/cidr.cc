@@ -14,6 +14,7 @@ std::optional<Cidr> Cidr::parse(std::string_view s) {
   for (int i = 0; i < 4; ++i) {
     auto dot = i < 3 ? a.find('.') : a.size();
     if (dot == std::string_view::npos || dot == 0 || dot > 3) return std::nullopt;
+    if (dot > 1 && a[0] == '0') return std::nullopt;  // "010" is not an octet AWS accepts
     unsigned v = 0;
     auto [p, ec] = std::from_chars(a.data(), a.data() + dot, v);
     if (ec != std::errc() || p != a.data() + dot || v > 255) return std::nullopt;

@@ -356,9 +356,19 @@ aws::ServiceDef Ec2Service::definition() {
     Scope s = scope(ctx);
     std::string id = get_string(in, "InternetGatewayId"), vpc_id = get_string(in, "VpcId");
     PIER_TRY(store_.write([&](Db& db) -> Status {
+      if (vpc_id.empty()) return invalid("MissingParameter", "The request must contain the parameter vpcId");
       PIER_ASSIGN(auto igw, igw_find(db, s, id));
       if (igw.vpc_id != vpc_id)
         return invalid("Gateway.NotAttached", fmt::format("resource {} is not attached to network {}", id, vpc_id));
+      PIER_ASSIGN(auto eips, load_all(db, s, "elastic-ip"));
+      for (const auto& a : eips) {
+        std::string eni = get_string(a.doc, "NetworkInterfaceId");
+        if (eni.empty()) continue;
+        PIER_ASSIGN(auto e, load(db, s, eni));
+        if (e && e->vpc_id == vpc_id)
+          return invalid("DependencyViolation", fmt::format("Network {} has some mapped public address(es). Please unmap "
+                                                            "those public address(es) before detaching the gateway.", vpc_id));
+      }
       // Routes through it stay, blackholed, as on AWS.
       PIER_ASSIGN(auto tables, load_all(db, s, "route-table", vpc_id));
       for (auto& t : tables) {

@@ -64,6 +64,7 @@ Result<Object> make_interface(Db& db, const Scope& s, const std::string& subnet_
     uint32_t off = one->base - cidr.base;
     if (off < 4 || one->base == cidr.last())
       return invalid("InvalidParameterValue", fmt::format("Address {} is in subnet's reserved address range", ip));
+    ip = one->address(0);  // canonical, as stored and compared
     if (used.count(ip))
       return invalid("InvalidIPAddress.InUse", fmt::format("The specified address is already in use."));
   } else {
@@ -125,8 +126,11 @@ Result<Object> make_interface(Db& db, const Scope& s, const std::string& subnet_
   return e;
 }
 
-Status delete_interface(Db& db, const Scope& s, const std::string& id) {
+Status delete_interface(Db& db, const Scope& s, const std::string& id, bool by_owner) {
   PIER_ASSIGN(auto e, find(db, s, id, "network-interface", "InvalidNetworkInterfaceID.NotFound", "networkInterface"));
+  if (!by_owner && get_bool(e.doc, "RequesterManaged"))
+    return invalid("OperationNotPermitted", fmt::format("You are not allowed to manage '{}' attachments.",
+                                                        get_string(e.doc, "InterfaceType")));
   if (e.doc.contains("Attachment"))
     return invalid("InvalidNetworkInterface.InUse", fmt::format("Interface: [{}] in use.", id));
   PIER_ASSIGN(auto sn, load(db, s, get_string(e.doc, "SubnetId")));

@@ -64,6 +64,8 @@ void add_address_actions(const AddAction& add, store::Store& store);
 Result<Object> make_interface(store::Db& db, const Scope& s, const std::string& subnet_id,
                               const std::vector<std::string>& groups, const std::string& ip,
                               const std::string& description, const std::string& interface_type);
-Status delete_interface(store::Db& db, const Scope& s, const std::string& id);
+// by_owner: the NAT gateway (or endpoint) that made it; users may not
+// delete a requester-managed ENI.
+Status delete_interface(store::Db& db, const Scope& s, const std::string& id, bool by_owner = false);
 
 }  // namespace pier::svc::ec2

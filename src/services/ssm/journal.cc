@@ -1,5 +1,7 @@
 #include "services/ssm/journal.h"
 
+#include <algorithm>
+
 #include "common/log.h"
 
 namespace pier::svc::ssm {
@@ -23,7 +25,11 @@ void StoreJournal::record(const exec::SessionInfo& s) {
     // A newer record of the same session replaces one still waiting.
     for (auto& q : queue_)
       if (q.session_id == s.session_id) {
-        q = s;
+        exec::SessionInfo merged = s;
+        if (q.end != 0 && s.end == 0) merged.end = q.end, merged.status = q.status;
+        merged.bytes_in = std::max(q.bytes_in, s.bytes_in);
+        merged.bytes_out = std::max(q.bytes_out, s.bytes_out);
+        q = merged;
         return;
       }
     queue_.push_back(s);
@@ -57,8 +63,11 @@ void StoreJournal::write(const exec::SessionInfo& s) {
   auto r = store_.write([&](Db& db) -> Status {
     PIER_ASSIGN(auto* st, db.prepare(
         "INSERT INTO ssm_sessions (session_id, target, document, owner, start, end, status, bytes_in, bytes_out) "
-        "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (session_id) DO UPDATE SET end=excluded.end, "
-        "status=excluded.status, bytes_in=excluded.bytes_in, bytes_out=excluded.bytes_out"));
+        "VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (session_id) DO UPDATE SET "
+        // An ended session stays ended: a snapshot taken before its end may arrive after it.
+        "end=CASE WHEN ssm_sessions.end != 0 THEN ssm_sessions.end ELSE excluded.end END, "
+        "status=CASE WHEN ssm_sessions.end != 0 THEN ssm_sessions.status ELSE excluded.status END, "
+        "bytes_in=max(ssm_sessions.bytes_in, excluded.bytes_in), bytes_out=max(ssm_sessions.bytes_out, excluded.bytes_out)"));
     return st->args(s.session_id, s.target, s.document, s.owner, s.start, s.end, s.status,
                     static_cast<int64_t>(s.bytes_in), static_cast<int64_t>(s.bytes_out))
         .run();
