@@ -16,6 +16,9 @@ cleanup() {
   [[ -n "$AGENT" ]] && kill -TERM "$AGENT" 2>/dev/null
   kill -TERM "$PIERD" 2>/dev/null
   wait 2>/dev/null || true
+  # The kernel side goes with pierd; the store keeps the objects, and the
+  # next pierd on this home makes them again.
+  build/bin/pier down --all --home "$HOME_DIR" 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
 for _ in $(seq 100); do grep -q ready /tmp/pierd-demo.out 2>/dev/null && break; sleep 0.05; done
@@ -36,6 +39,38 @@ build/bin/pier-exec-agent --target mi-0de000000000demo0 --endpoint "$ENDPOINT" \
 AGENT=$!
 for _ in $(seq 100); do grep -q connected /tmp/pier-agent-demo.out 2>/dev/null && break; sleep 0.05; done
 run build/bin/pier --endpoint "$ENDPOINT" exec --target mi-0de000000000demo0 -- uname -sr
+# The scenario's network, built with the AWS CLI and made by the kernel: a
+# public subnet with an internet gateway and a NAT gateway, a private subnet
+# routed to the NAT, an ENI there (tasks come with the next issues).
+ec2() { aws --endpoint-url "$ENDPOINT" --output text ec2 "$@"; }
+VPC=$(ec2 describe-vpcs --filters Name=tag:Name,Values=pier-demo --query 'Vpcs[0].VpcId')
+if [[ "$VPC" == "None" || -z "$VPC" ]]; then
+  VPC=$(ec2 create-vpc --cidr-block 10.0.0.0/16 --query Vpc.VpcId \
+        --tag-specifications 'ResourceType=vpc,Tags=[{Key=Name,Value=pier-demo}]')
+  PUB=$(ec2 create-subnet --vpc-id "$VPC" --cidr-block 10.0.0.0/24 --query Subnet.SubnetId)
+  PRIV=$(ec2 create-subnet --vpc-id "$VPC" --cidr-block 10.0.1.0/24 --query Subnet.SubnetId)
+  IGW=$(ec2 create-internet-gateway --query InternetGateway.InternetGatewayId)
+  ec2 attach-internet-gateway --internet-gateway-id "$IGW" --vpc-id "$VPC"
+  RT=$(ec2 create-route-table --vpc-id "$VPC" --query RouteTable.RouteTableId)
+  ec2 create-route --route-table-id "$RT" --destination-cidr-block 0.0.0.0/0 --gateway-id "$IGW" > /dev/null
+  ec2 associate-route-table --route-table-id "$RT" --subnet-id "$PUB" > /dev/null
+  EIP=$(ec2 allocate-address --domain vpc --query AllocationId)
+  NAT=$(ec2 create-nat-gateway --subnet-id "$PUB" --allocation-id "$EIP" --query NatGateway.NatGatewayId)
+  PRT=$(ec2 create-route-table --vpc-id "$VPC" --query RouteTable.RouteTableId)
+  ec2 create-route --route-table-id "$PRT" --destination-cidr-block 0.0.0.0/0 --nat-gateway-id "$NAT" > /dev/null
+  ec2 associate-route-table --route-table-id "$PRT" --subnet-id "$PRIV" > /dev/null
+  ec2 create-network-interface --subnet-id "$PRIV" --description pier-demo > /dev/null
+fi
+ENI=$(ec2 describe-network-interfaces --filters Name=description,Values=pier-demo \
+      --query 'NetworkInterfaces[0].NetworkInterfaceId')
+if [[ $EUID -eq 0 ]]; then
+  for _ in $(seq 100); do
+    [[ $(ec2 describe-network-interfaces --network-interface-ids "$ENI" --query 'NetworkInterfaces[0].Status') == available ]] && break
+    sleep 0.1
+  done
+  run build/bin/pier --endpoint "$ENDPOINT" net exec "$ENI" -- ip -4 -o addr show pier-eth0
+  run build/bin/pier --endpoint "$ENDPOINT" net exec "$ENI" -- ip route get 198.18.0.10
+fi
 echo "A shell on that target, with the AWS CLI and pier's session-manager-plugin:"
 echo "  aws --endpoint-url $ENDPOINT ssm start-session --target mi-0de000000000demo0"
 echo "pierd is serving on $ENDPOINT (log: $HOME_DIR/pierd.log). Ctrl-C stops it."
