@@ -99,7 +99,9 @@ namespace {
 
 // The desired kernel state, computed from the store alone.
 struct Bridge {
-  std::string name, router_cidr;  // "10.0.1.1/24"
+  std::string name;
+  Cidr subnet;
+  std::string router_cidr() const { return fmt::format("{}/{}", subnet.address(1), subnet.prefix); }
 };
 struct Router {
   const Row* vpc = nullptr;
@@ -131,16 +133,11 @@ constexpr const char* kIgwInternetSide = "169.254.252.2";
 constexpr const char* kServiceRange = "198.18.0.0/24";
 
 std::string table_routes(const Row& table, const Plan& plan, const Router& router,
-                         const std::map<std::string, const Row*>& by_id,
-                         const std::map<std::string, std::string>& subnet_bridge, int number) {
+                         const std::map<std::string, const Row*>& by_id, int number) {
   std::string out;
   // Every table reaches every subnet of its VPC: the `local` route.
-  for (const auto& [name, b] : router.bridges) {
-    auto c = *Cidr::parse(b.router_cidr.substr(0, b.router_cidr.find('/')) + "/32");
-    auto prefix = std::stoi(b.router_cidr.substr(b.router_cidr.find('/') + 1));
-    Cidr net{c.base & Cidr{0, prefix}.mask(), prefix};
-    out += fmt::format("route add {} dev {} table {}\n", net.str(), name, number);
-  }
+  for (const auto& [name, b] : router.bridges)
+    out += fmt::format("route add {} dev {} table {}\n", b.subnet.str(), name, number);
   if (const auto* routes = svc::get_array(table.doc, "Routes"))
     for (const auto& rv : *routes) {
       const auto& r = rv.as_object();
@@ -161,7 +158,6 @@ std::string table_routes(const Row& table, const Plan& plan, const Router& route
       out += via.empty() ? fmt::format("route replace blackhole {} table {}\n", dest, number)
                          : fmt::format("route replace {} {} table {}\n", dest, via, number);
     }
-  (void)subnet_bridge;
   return out;
 }
 
@@ -177,7 +173,7 @@ Plan make_plan(const std::vector<Row>& rows, const std::string& prefix) {
     auto c = Cidr::parse(svc::get_string(r.doc, "CidrBlock"));
     auto it = plan.routers.find(prefix + r.vpc_id);
     if (!c || it == plan.routers.end()) continue;
-    Bridge b{bridge_name(r.id), fmt::format("{}/{}", c->address(1), c->prefix)};
+    Bridge b{bridge_name(r.id), *c};
     it->second.bridges[b.name] = b;
     subnet_router[r.id] = it->first;
     subnet_bridge[r.id] = b.name;
@@ -238,7 +234,7 @@ Plan make_plan(const std::vector<Row>& rows, const std::string& prefix) {
     std::map<std::string, int> table_of_subnet;
     int main_table = 0, number = 100;
     for (const auto* t : tables) {
-      router.routing += table_routes(*t, plan, router, by_id, subnet_bridge, number);
+      router.routing += table_routes(*t, plan, router, by_id, number);
       for (const auto& a : t->doc.at("Associations").as_array()) {
         const auto& o = a.as_object();
         if (o.at("Main").as_bool()) main_table = number;
@@ -362,7 +358,7 @@ Status NetworkController::reconcile() {
     std::string batch;
     for (const auto& [name, b] : router.bridges)
       if (!present.count(name))
-        batch += fmt::format("link add {0} type bridge\naddr add {1} dev {0}\nlink set {0} up\n", name, b.router_cidr);
+        batch += fmt::format("link add {0} type bridge\naddr add {1} dev {0}\nlink set {0} up\n", name, b.router_cidr());
     for (const auto& name : present)
       if (name.starts_with("pier-b") && !router.bridges.count(name)) batch += fmt::format("link del {}\n", name);
     // The internet gateway's link: made when attached, gone when detached.
@@ -489,19 +485,7 @@ Status NetworkController::reconcile() {
 
   if (!now_available.empty() || !nats_ready.empty() || !nats_gone.empty()) {
     auto w = store_.write([&](store::Db& db) -> Status {
-      for (const auto* r : now_available) {
-        // Read again: the ENI may have gone or changed meanwhile.
-        PIER_ASSIGN(auto* st, db.prepare("SELECT doc FROM ec2_objects WHERE account=? AND region=? AND id=?"));
-        st->args(r->account, r->region, r->id);
-        PIER_ASSIGN(bool found, st->step());
-        if (!found) continue;
-        PIER_ASSIGN(auto doc, svc::parse_object(st->text(0)));
-        st->reset();
-        if (svc::get_string(doc, "Status") != "pending") continue;
-        doc["Status"] = "available";
-        PIER_ASSIGN(auto* up, db.prepare("UPDATE ec2_objects SET doc=? WHERE account=? AND region=? AND id=?"));
-        PIER_TRY(up->args(json::serialize(doc), r->account, r->region, r->id).run());
-      }
+      for (const auto* r : now_available) PIER_TRY(svc::ec2::finish_interface(db, r->account, r->region, r->id));
       for (const auto* r : nats_ready) PIER_TRY(svc::ec2::finish_nat_gateway(db, r->account, r->region, r->id, false));
       for (const auto* r : nats_gone) PIER_TRY(svc::ec2::finish_nat_gateway(db, r->account, r->region, r->id, true));
       return {};

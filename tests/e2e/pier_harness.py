@@ -40,6 +40,38 @@ ENV.pop("AWS_SESSION_TOKEN", None)
 ENV.pop("AWS_PROFILE", None)
 
 
+AGENT = os.path.join(BUILD, "bin", "pier-exec-agent")
+
+
+def start_agent(testcase, endpoint, target, logdir, env=None, args=(), argv=None, wait=True):
+    """A pier-exec-agent for `target` against `endpoint` (or the given argv),
+    its stderr in logdir, stopped by pid when the test ends; with wait, once
+    it says it is connected."""
+    e = dict(ENV)
+    if env:
+        e.update(env)
+    log = open(os.path.join(logdir, "agent-%s.log" % target), "wb")
+    cmd = argv or [AGENT, "--target", target, "--endpoint", endpoint] + list(args)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, env=e)
+
+    def stop():
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        p.stdout.close()
+        log.close()
+    testcase.addCleanup(stop)
+    if wait:
+        line = p.stdout.readline().decode()
+        with open(log.name, "rb") as f:
+            testcase.assertIn("connected as " + target, line, f.read()[-2000:].decode(errors="replace"))
+    return p
+
+
 class Pierd:
     """One pierd process with its own home and port."""
 

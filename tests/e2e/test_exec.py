@@ -9,36 +9,14 @@ import unittest
 
 from botocore.exceptions import ClientError
 
-from pier_harness import BUILD, ENV, PIER, PierTestCase
+from pier_harness import ENV, PIER, PierTestCase, start_agent
 
-AGENT = os.path.join(BUILD, "bin", "pier-exec-agent")
 TARGET = "mi-0123456789abcdef0"
 
 
 class Exec(PierTestCase):
     def start_agent(self, target=TARGET, env=None, wait=True):
-        e = dict(ENV)
-        if env:
-            e.update(env)
-        log = open(os.path.join(os.path.dirname(self.pierd.home), "agent-%s.log" % target), "wb")
-        p = subprocess.Popen([AGENT, "--target", target, "--endpoint", self.pierd.endpoint],
-                             stdout=subprocess.PIPE, stderr=log, env=e)
-
-        def stop():
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-            p.stdout.close()
-            log.close()
-        self.addCleanup(stop)
-        if wait:
-            line = p.stdout.readline().decode()
-            self.assertIn("connected as " + target, line)
-        return p
+        return start_agent(self, self.pierd.endpoint, target, os.path.dirname(self.pierd.home), env=env, wait=wait)
 
     def pier_exec(self, *command, target=TARGET, timeout=60):
         return subprocess.run([PIER, "--endpoint", self.pierd.endpoint, "exec", "--target", target, "--"]

@@ -14,10 +14,9 @@ import unittest
 import pexpect
 
 from cutting_proxy import CuttingProxy
-from pier_harness import AWS_V2, BUILD, ENV, PIER, Pierd
+from pier_harness import AWS_V2, BUILD, ENV, PIER, Pierd, start_agent
 from tls_proxy import TlsProxy, make_ca
 
-AGENT = os.path.join(BUILD, "bin", "pier-exec-agent")
 PLUGIN = os.path.join(BUILD, "bin", "session-manager-plugin")
 PROMPT = r"[#$] "
 ENV_PLUGIN = dict(ENV, PATH=os.path.dirname(PLUGIN) + os.pathsep + ENV.get("PATH", ""))
@@ -27,20 +26,8 @@ class ClientsTest(unittest.TestCase):
     def start(self, target, extra_args=(), agent_endpoint=None, agent_args=(), agent_env=None):
         self.pierd = Pierd(extra_args=list(extra_args)).start()
         self.addCleanup(self.pierd.cleanup)
-        log = open(os.path.join(os.path.dirname(self.pierd.home), "agent.log"), "wb")
-        agent = subprocess.Popen([AGENT, "--target", target, "--endpoint", agent_endpoint or self.pierd.endpoint]
-                                 + list(agent_args), stdout=subprocess.PIPE, stderr=log, env=agent_env or ENV)
-
-        def stop():
-            if agent.poll() is None:
-                agent.terminate()
-                agent.wait(10)
-            agent.stdout.close()
-            log.close()
-        self.addCleanup(stop)
-        line = agent.stdout.readline().decode()
-        with open(log.name) as f:
-            self.assertIn("connected as " + target, line, f.read()[-2000:])
+        start_agent(self, agent_endpoint or self.pierd.endpoint, target, os.path.dirname(self.pierd.home),
+                    env=agent_env, args=agent_args)
 
     def spawn(self, cmd, args, env=ENV_PLUGIN):
         c = pexpect.spawn(cmd, args, env=env, timeout=20, dimensions=(30, 100))
@@ -153,24 +140,11 @@ class OverTls(ClientsTest):
         proxy = TlsProxy(cert, key)
         self.addCleanup(proxy.close)
         url = "https://localhost:%d" % proxy.port
-        # The port is known before pierd starts; pierd's own comes after.
-        pierd_args = ["--public-url", url]
-        self.pierd = None
-        # The agent needs pierd up, so start pierd, point the proxy, then the agent.
-        pierd = Pierd(extra_args=pierd_args).start()
+        # The proxy's port is known first: pierd hands out its URL, then the proxy learns pierd's.
+        pierd = Pierd(extra_args=["--public-url", url]).start()
         self.addCleanup(pierd.cleanup)
         proxy.target_port = pierd.port
-        log = open(os.path.join(tmp, "agent.log"), "wb")
-        agent = subprocess.Popen([AGENT, "--target", self.TARGET, "--endpoint", url, "--ca-bundle", ca],
-                                 stdout=subprocess.PIPE, stderr=log, env=ENV)
-
-        def stop():
-            agent.terminate()
-            agent.wait(10)
-            agent.stdout.close()
-            log.close()
-        self.addCleanup(stop)
-        self.assertIn("connected as", agent.stdout.readline().decode())
+        start_agent(self, url, self.TARGET, tmp, args=["--ca-bundle", ca])
 
         # pier over https, verified against the test's CA...
         p = subprocess.run([PIER, "--endpoint", url, "--ca-bundle", ca, "exec", "--target", self.TARGET, "--",

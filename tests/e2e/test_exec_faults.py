@@ -9,9 +9,8 @@ import time
 import unittest
 
 from cutting_proxy import CuttingProxy
-from pier_harness import BUILD, ENV, PIER, Pierd
+from pier_harness import ENV, PIER, Pierd, start_agent
 
-AGENT = os.path.join(BUILD, "bin", "pier-exec-agent")
 TARGET = "mi-0fa0175000000cut"
 
 
@@ -25,17 +24,7 @@ class Cuts(unittest.TestCase):
         self.addCleanup(pierd.cleanup)
         proxy.target = ("127.0.0.1", pierd.port)
 
-        log = open(os.path.join(os.path.dirname(pierd.home), "agent.log"), "wb")
-        agent = subprocess.Popen([AGENT, "--target", TARGET, "--endpoint", "http://127.0.0.1:%d" % proxy.port],
-                                 stdout=subprocess.PIPE, stderr=log, env=ENV)
-
-        def stop_agent():
-            agent.terminate()
-            agent.wait(10)
-            agent.stdout.close()
-            log.close()
-        self.addCleanup(stop_agent)
-        self.assertIn("connected as", agent.stdout.readline().decode())
+        start_agent(self, "http://127.0.0.1:%d" % proxy.port, TARGET, os.path.dirname(pierd.home))
 
         src = os.path.join(os.path.dirname(pierd.home), "src.bin")
         with open(src, "wb") as f:
@@ -74,17 +63,7 @@ class Stall(unittest.TestCase):
         self.addCleanup(pierd.cleanup)
         proxy.target = ("127.0.0.1", pierd.port)
         target = "mi-0fa0175000005a11"
-        log = open(os.path.join(os.path.dirname(pierd.home), "agent.log"), "wb")
-        agent = subprocess.Popen([AGENT, "--target", target, "--endpoint", "http://127.0.0.1:%d" % proxy.port],
-                                 stdout=subprocess.PIPE, stderr=log, env=ENV)
-
-        def stop_agent():
-            agent.terminate()
-            agent.wait(10)
-            agent.stdout.close()
-            log.close()
-        self.addCleanup(stop_agent)
-        self.assertIn("connected as", agent.stdout.readline().decode())
+        start_agent(self, "http://127.0.0.1:%d" % proxy.port, target, os.path.dirname(pierd.home))
         exec_ = lambda: subprocess.run([PIER, "--endpoint", pierd.endpoint, "exec", "--target", target, "--",
                                         "echo", "up"], env=ENV, capture_output=True, timeout=60)
         self.assertEqual(exec_().stdout, b"up\n")

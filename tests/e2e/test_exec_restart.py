@@ -6,9 +6,8 @@ import subprocess
 import time
 import unittest
 
-from pier_harness import BUILD, ENV, PIER, Pierd
+from pier_harness import ENV, PIER, Pierd, start_agent
 
-AGENT = os.path.join(BUILD, "bin", "pier-exec-agent")
 TARGET = "mi-0fa0175000restart"
 
 
@@ -19,17 +18,7 @@ class Restart(unittest.TestCase):
         current = [pierd]
         home, port = pierd.home, pierd.port
 
-        log = open(os.path.join(os.path.dirname(home), "agent.log"), "wb")
-        agent = subprocess.Popen([AGENT, "--target", TARGET, "--endpoint", pierd.endpoint],
-                                 stdout=subprocess.PIPE, stderr=log, env=ENV)
-
-        def stop_agent():
-            agent.terminate()
-            agent.wait(10)
-            agent.stdout.close()
-            log.close()
-        self.addCleanup(stop_agent)
-        self.assertIn("connected as", agent.stdout.readline().decode())
+        start_agent(self, pierd.endpoint, TARGET, os.path.dirname(home))
 
         # 0.05 s per line for ~6 s: pierd dies after the first second.
         n = 120

@@ -400,16 +400,8 @@ aws::ServiceDef Ec2Service::definition() {
   });
 
   FilterFields igw_fields{{"internet-gateway-id", field("InternetGatewayId")}, {"owner-id", field("OwnerId")},
-                          {"attachment.vpc-id", [](const json::object& d) {
-                             std::vector<std::string> out;
-                             for (const auto& a : d.at("Attachments").as_array()) out.push_back(get_string(a.as_object(), "VpcId"));
-                             return out;
-                           }},
-                          {"attachment.state", [](const json::object& d) {
-                             std::vector<std::string> out;
-                             for (const auto& a : d.at("Attachments").as_array()) out.push_back(get_string(a.as_object(), "State"));
-                             return out;
-                           }}};
+                          {"attachment.vpc-id", list_field("Attachments", "VpcId")},
+                          {"attachment.state", list_field("Attachments", "State")}};
   add("DescribeInternetGateways", [this, igw_fields](RequestContext& ctx, json::object& in) -> Result<json::object> {
     Scope s = scope(ctx);
     return store_.read([&](Db& db) -> Result<json::object> {
@@ -422,11 +414,7 @@ aws::ServiceDef Ec2Service::definition() {
   // ------------------------------------------------------------- network ACLs
   FilterFields acl_fields{{"network-acl-id", field("NetworkAclId")}, {"vpc-id", field("VpcId")},
                           {"default", field("IsDefault")}, {"owner-id", field("OwnerId")},
-                          {"association.subnet-id", [](const json::object& d) {
-                             std::vector<std::string> out;
-                             for (const auto& a : d.at("Associations").as_array()) out.push_back(get_string(a.as_object(), "SubnetId"));
-                             return out;
-                           }}};
+                          {"association.subnet-id", list_field("Associations", "SubnetId")}};
   add("DescribeNetworkAcls", [this, acl_fields](RequestContext& ctx, json::object& in) -> Result<json::object> {
     Scope s = scope(ctx);
     return store_.read([&](Db& db) -> Result<json::object> {

@@ -30,6 +30,8 @@ class Ec2Service {
 // removed, its EIP free again).
 Status finish_nat_gateway(store::Db& db, const std::string& account, const std::string& region,
                           const std::string& id, bool removed);
+// An ENI pending → available once it is wired.
+Status finish_interface(store::Db& db, const std::string& account, const std::string& region, const std::string& id);
 
 // The zones pier offers in a region: REGION + a..f (us-east-1 has six;
 // pier gives every region the same six).

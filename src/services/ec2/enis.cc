@@ -7,6 +7,7 @@
 #include <set>
 
 #include "common/ids.h"
+#include "services/ec2/ec2.h"
 #include "services/ec2/helpers.h"
 #include "services/util.h"
 
@@ -136,6 +137,15 @@ Status delete_interface(Db& db, const Scope& s, const std::string& id, bool by_o
   PIER_ASSIGN(auto sn, load(db, s, get_string(e.doc, "SubnetId")));
   if (sn) PIER_TRY(adjust_free(db, s, *sn, +1));
   return erase(db, s, id);
+}
+
+Status finish_interface(Db& db, const std::string& account, const std::string& region, const std::string& id) {
+  Scope s{account, region};
+  // Read again: the ENI may have gone or changed since the pass began.
+  PIER_ASSIGN(auto e, load(db, s, id));
+  if (!e || get_string(e->doc, "Status") != "pending") return {};
+  e->doc["Status"] = "available";
+  return save(db, s, *e);
 }
 
 json::object interface_view(Db& db, const Scope& s, const Object& e) {

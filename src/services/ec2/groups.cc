@@ -146,11 +146,7 @@ Result<Object> group_of(Db& db, const Scope& s, const json::object& in) {
   std::string name = get_string(in, "GroupName");
   if (name.empty()) return invalid("MissingParameter", "The request must contain the parameter groupId");
   // By name: in the default VPC, as on AWS.
-  PIER_ASSIGN(auto* st, db.prepare("SELECT vpc_id FROM ec2_defaults WHERE account=? AND region=?"));
-  st->args(s.account, s.region);
-  PIER_ASSIGN(bool row, st->step());
-  std::string vpc = row ? st->text(0) : "";
-  st->reset();
+  PIER_ASSIGN(std::string vpc, default_vpc_id(db, s));
   PIER_ASSIGN(auto groups, load_all(db, s, "security-group", vpc));
   for (auto& g : groups)
     if (!vpc.empty() && get_string(g.doc, "GroupName") == name) return std::move(g);
@@ -174,11 +170,7 @@ void add_security_group_actions(const AddAction& add, store::Store& store) {
     return store.write([&](Db& db) -> Result<json::object> {
       std::string vpc_id = get_string(in, "VpcId");
       if (vpc_id.empty()) {
-        PIER_ASSIGN(auto* st, db.prepare("SELECT vpc_id FROM ec2_defaults WHERE account=? AND region=?"));
-        st->args(s.account, s.region);
-        PIER_ASSIGN(bool row, st->step());
-        vpc_id = row ? st->text(0) : "";
-        st->reset();
+        PIER_ASSIGN(vpc_id, default_vpc_id(db, s));
         if (vpc_id.empty()) return invalid("VPCIdNotSpecified", "No default VPC for this user");
       }
       PIER_TRY(find(db, s, vpc_id, "vpc", "InvalidVpcID.NotFound", "vpc"));
@@ -313,11 +305,7 @@ void add_security_group_actions(const AddAction& add, store::Store& store) {
       // GroupNames select within the default VPC, as on AWS.
       auto names = get_strings(in, "GroupNames");
       if (!names.empty()) {
-        PIER_ASSIGN(auto* st, db.prepare("SELECT vpc_id FROM ec2_defaults WHERE account=? AND region=?"));
-        st->args(s.account, s.region);
-        PIER_ASSIGN(bool row, st->step());
-        std::string vpc = row ? st->text(0) : "";
-        st->reset();
+        PIER_ASSIGN(std::string vpc, default_vpc_id(db, s));
         json::array picked;
         for (const auto& n : names) {
           bool found = false;

@@ -226,6 +226,15 @@ Status dry_run(const json::object& in) {
 }
 
 
+Result<std::string> default_vpc_id(Db& db, const Scope& s) {
+  PIER_ASSIGN(auto* st, db.prepare("SELECT vpc_id FROM ec2_defaults WHERE account=? AND region=?"));
+  st->args(s.account, s.region);
+  PIER_ASSIGN(bool row, st->step());
+  std::string vpc = row ? st->text(0) : "";
+  st->reset();
+  return vpc;
+}
+
 FilterFields::mapped_type list_field(std::string list, std::string key) {
   return [list, key](const json::object& d) -> std::vector<std::string> {
     std::vector<std::string> out;

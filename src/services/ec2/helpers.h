@@ -35,6 +35,9 @@ FilterFields::mapped_type field(std::string key);
 // A filter reading one member of every element of a list member.
 FilterFields::mapped_type list_field(std::string list, std::string key);
 
+// The account's default VPC in the region ("" once it has been deleted).
+Result<std::string> default_vpc_id(store::Db& db, const Scope& s);
+
 Result<Object> find(store::Db& db, const Scope& s, const std::string& id, const std::string& type,
                     std::string_view code, std::string_view what);
 
