@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -199,6 +201,24 @@ int run_net_exec(const client::Endpoint& ep, const std::string& eni, const std::
   if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
     fmt::print(stderr, "pier: cannot enter {}: {} (pier net exec needs root)\n", ns, std::strerror(errno));
     return 255;
+  }
+  // As in a task of that subnet: names go to the VPC's resolver. The
+  // command gets a mount namespace of its own in which /etc/resolv.conf says
+  // so (nothing changes for anyone else); a VPC without DNS support has none.
+  std::string resolver = sfield(v.as_object(), "resolver");
+  if (unshare(CLONE_NEWNS) == 0 && mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) == 0) {
+    char path[] = "/tmp/pier-resolv-XXXXXX";
+    int rf = mkstemp(path);
+    if (rf >= 0) {
+      std::string text = resolver.empty() ? std::string("# no DNS: the VPC has DNS support off\n")
+                                          : fmt::format("nameserver {}\noptions timeout:2 attempts:2\n", resolver);
+      bool ok = ::write(rf, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+      ::fchmod(rf, 0644);
+      ::close(rf);
+      if (!ok || mount(path, "/etc/resolv.conf", nullptr, MS_BIND, nullptr) != 0)
+        fmt::print(stderr, "pier: /etc/resolv.conf stays the host's: {}\n", std::strerror(errno));
+      ::unlink(path);
+    }
   }
   std::vector<char*> args;
   for (const auto& a : command) args.push_back(const_cast<char*>(a.c_str()));

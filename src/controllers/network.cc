@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "aws/endpoints.h"
 #include "common/log.h"
 #include "net/kernel.h"
 #include "net/security_groups.h"
@@ -32,7 +33,7 @@ Result<std::vector<Row>> load(store::Store& store) {
     PIER_ASSIGN(auto* st, db.prepare(
         "SELECT account, region, id, type, vpc_id, doc FROM ec2_objects "
         "WHERE type IN ('vpc', 'subnet', 'network-interface', 'security-group', 'internet-gateway', "
-        "'route-table', 'nat-gateway', 'elastic-ip') ORDER BY id"));
+        "'route-table', 'nat-gateway', 'elastic-ip', 'vpc-endpoint') ORDER BY id"));
     std::vector<Row> rows;
     for (;;) {
       PIER_ASSIGN(bool more, st->step());
@@ -81,7 +82,10 @@ void NetworkController::run() {
     dirty_ = false;
     lock.unlock();
     try {
+      auto t0 = std::chrono::steady_clock::now();
       if (auto r = reconcile(); !r.ok()) log->warn("reconcile: {}", r.error().message);
+      auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+      if (took > 1s) log->warn("reconcile took {} ms", took.count());
     } catch (const std::exception& e) {
       log->error("reconcile: {}", e.what());
     }
@@ -93,6 +97,21 @@ std::optional<std::string> NetworkController::eni_netns(const std::string& eni_i
   std::string name = net::netns_prefix(tag_) + eni_id;
   if (!net::netns_exists(name)) return std::nullopt;
   return name;
+}
+
+std::string NetworkController::eni_resolver(const std::string& eni_id) const {
+  auto r = store_.read([&](store::Db& db) -> Result<std::string> {
+    PIER_ASSIGN(auto* st, db.prepare("SELECT v.doc FROM ec2_objects e JOIN ec2_objects v ON v.id = e.vpc_id "
+                                     "WHERE e.id = ? AND e.type = 'network-interface'"));
+    st->args(eni_id);
+    PIER_ASSIGN(bool found, st->step());
+    if (!found) return std::string();
+    PIER_ASSIGN(auto vpc, svc::parse_object(st->text(0)));
+    auto c = Cidr::parse(svc::get_string(vpc, "CidrBlock"));
+    if (!c || !svc::get_bool(vpc, "_EnableDnsSupport")) return std::string();
+    return c->address(2);
+  });
+  return r.ok() ? *r : std::string();
 }
 
 namespace {
@@ -111,11 +130,14 @@ struct Router {
   // Public address → private address the internet gateway maps 1:1.
   std::map<std::string, std::string> public_ips;
   std::string routing;                    // the rules and tables, as one ip batch
+  std::string resolver;                   // base + 2, when the VPC has DNS support
 };
 struct Eni {
   const Row* row;
   std::string router, bridge, veth, address, gateway, mac;
   std::string nat_gateway;  // set when this ENI is a NAT gateway's
+  std::string endpoint;     // set when it is an interface endpoint's
+  std::string resolver;     // its VPC's resolver (exempt from security groups, as on AWS)
 };
 struct Plan {
   std::map<std::string, Router> routers;  // by netns name
@@ -123,6 +145,7 @@ struct Plan {
   std::map<std::string, const Row*> groups;
   std::map<std::string, std::vector<std::string>> members;  // group → addresses
   std::vector<const Row*> nats_going;     // NAT gateways in "deleting"
+  std::vector<const Row*> endpoints;      // interface endpoints, any state
   std::string internet;                   // the internet namespace, when any VPC has a gateway
 };
 
@@ -130,7 +153,11 @@ constexpr const char* kIgwRouterSide = "169.254.252.1";
 constexpr const char* kIgwInternetSide = "169.254.252.2";
 // Where the public endpoints of the AWS services live in the internet
 // namespace (pierd serves them there).
-constexpr const char* kServiceRange = "198.18.0.0/24";
+constexpr const char* kServiceRange = aws::kPublicRange;
+// Where every ENI reaches pierd for credentials and task metadata, as on
+// Fargate: an address of its own namespace, so the path tells pierd which ENI
+// asks, and no route of the VPC is involved.
+constexpr const char* kLinkLocal = "169.254.170.2";
 
 std::string table_routes(const Row& table, const Plan& plan, const Router& router,
                          const std::map<std::string, const Row*>& by_id, int number) {
@@ -167,7 +194,21 @@ Plan make_plan(const std::vector<Row>& rows, const std::string& prefix) {
   for (const auto& r : rows) by_id[r.id] = &r;
   std::map<std::string, std::string> subnet_router, subnet_bridge, subnet_gw, subnet_prefix;
   for (const auto& r : rows)
-    if (r.type == "vpc") plan.routers[prefix + r.id].vpc = &r;
+    if (r.type == "vpc") {
+      auto& router = plan.routers[prefix + r.id];
+      router.vpc = &r;
+      auto c = Cidr::parse(svc::get_string(r.doc, "CidrBlock"));
+      if (c && svc::get_bool(r.doc, "_EnableDnsSupport")) router.resolver = c->address(2);
+    }
+  std::map<std::string, std::string> endpoint_of_eni;
+  for (const auto& r : rows) {
+    if (r.type != "vpc-endpoint" || svc::get_string(r.doc, "VpcEndpointType") != "Interface") continue;
+    plan.endpoints.push_back(&r);
+    std::string state = svc::get_string(r.doc, "State");
+    if (state != "pending" && state != "available") continue;
+    if (const auto* ids = svc::get_array(r.doc, "NetworkInterfaceIds"))
+      for (const auto& id : *ids) endpoint_of_eni[std::string(id.as_string())] = r.id;
+  }
   for (const auto& r : rows) {
     if (r.type != "subnet") continue;
     auto c = Cidr::parse(svc::get_string(r.doc, "CidrBlock"));
@@ -198,7 +239,9 @@ Plan make_plan(const std::vector<Row>& rows, const std::string& prefix) {
     plan.enis[prefix + r.id] = Eni{&r, subnet_router[sn], subnet_bridge[sn], veth_name(r.id),
                                    svc::get_string(r.doc, "PrivateIpAddress") + "/" + subnet_prefix[sn], subnet_gw[sn],
                                    svc::get_string(r.doc, "MacAddress"),
-                                   nat_of_eni.count(r.id) ? nat_of_eni[r.id] : ""};
+                                   nat_of_eni.count(r.id) ? nat_of_eni[r.id] : "",
+                                   endpoint_of_eni.count(r.id) ? endpoint_of_eni[r.id] : "",
+                                   plan.routers[subnet_router[sn]].resolver};
   }
   for (const auto& r : rows)
     if (r.type == "security-group") plan.groups[r.id] = &r;
@@ -340,6 +383,7 @@ Status NetworkController::reconcile() {
   if (!plan.internet.empty() && (net::netns_exists(plan.internet) || fresh(plan.internet))) {
     once(plan.internet + "/setup", kServiceRange, [&]() -> Status {
       if (!sysctl(plan.internet, {"net.ipv4.ip_forward=1"})) return Error::internal("sysctl");
+      (void)net::ip_batch_force(plan.internet, "addr del 198.18.0.0/24 dev lo\n");  // (pier 0.x's range)
       return net::ip_batch(plan.internet, fmt::format("addr replace {} dev lo\n", kServiceRange));
     });
   }
@@ -352,6 +396,13 @@ Status NetworkController::reconcile() {
           return {};
         }))
       continue;
+    // The resolver's address, on lo: local from every subnet (the router
+    // answers ARP for it where a subnet holds it).
+    once(ns + "/resolver", router.resolver, [&]() -> Status {
+      std::string batch = "addr flush dev lo scope global\n";
+      if (!router.resolver.empty()) batch += fmt::format("addr add {}/32 dev lo\n", router.resolver);
+      return net::ip_batch_force(ns, batch);
+    });
     auto have = net::links(ns);
     if (!note(have.ok() ? Status{} : Status(have.error()), ns)) continue;
     std::set<std::string> present(have->begin(), have->end());
@@ -457,8 +508,12 @@ Status NetworkController::reconcile() {
               rules.push_back(std::move(r));
             }
         }
-      std::string ruleset = net::sg_ruleset(rules, plan.members);
+      std::string ruleset = net::sg_ruleset(rules, plan.members, e.resolver);
       if (!once(ns, ruleset, [&] { return net::nft(ns, ruleset); })) continue;
+      if (!once(ns + "/linklocal", kLinkLocal, [&] {
+            return net::ip_batch(ns, fmt::format("addr replace {}/32 dev lo\n", kLinkLocal));
+          }))
+        continue;
     }
     if (svc::get_string(e.row->doc, "Status") == "pending") now_available.push_back(e.row);
   }
@@ -483,8 +538,51 @@ Status NetworkController::reconcile() {
     });
   }
 
-  if (!now_available.empty() || !nats_ready.empty() || !nats_gone.empty()) {
+  // What pierd answers inside the namespaces.
+  std::map<std::string, ListenerSpec> want;
+  for (const auto& [ns, router] : plan.routers)
+    if (router.vpc && !router.resolver.empty() && net::netns_exists(ns))
+      want["dns/" + router.vpc->id] = ListenerSpec{ListenerSpec::Kind::kDns, ns, router.resolver, 53,
+                                                   router.vpc->account, router.vpc->region, router.vpc->id,
+                                                   router.vpc->id};
+  std::set<std::string> wired;
+  for (const auto* r : now_available) wired.insert(r->id);
+  for (const auto& [ns, e] : plan.enis) {
+    bool ready = wired.count(e.row->id) || svc::get_string(e.row->doc, "Status") != "pending";
+    if (!ready || !e.nat_gateway.empty()) continue;
+    const auto& r = *e.row;
+    if (svc::get_string(r.doc, "InterfaceType") != "vpc_endpoint")
+      want["meta/" + r.id] = ListenerSpec{ListenerSpec::Kind::kHttp, ns, kLinkLocal, 80, r.account, r.region, r.vpc_id, r.id};
+    else if (!e.endpoint.empty())
+      want["vpce/" + r.id] = ListenerSpec{ListenerSpec::Kind::kHttps, ns, e.address.substr(0, e.address.find('/')), 443,
+                                          r.account, r.region, r.vpc_id, e.endpoint};
+  }
+  if (!plan.internet.empty() && net::netns_exists(plan.internet))
+    want["inet"] = ListenerSpec{ListenerSpec::Kind::kHttps, plan.internet, "0.0.0.0", 443, "", "", "", "internet"};
+  std::set<std::string> up;
+  if (listeners_) up = listeners_->apply(want);
+  // Interface endpoints: available once every ENI answers; gone once none does.
+  std::vector<const Row*> endpoints_ready, endpoints_gone;
+  for (const auto* ep : plan.endpoints) {
+    std::string state = svc::get_string(ep->doc, "State");
+    bool all = listeners_ != nullptr, none = true;
+    if (const auto* ids = svc::get_array(ep->doc, "NetworkInterfaceIds"))
+      for (const auto& id : *ids) {
+        bool is_up = up.count("vpce/" + std::string(id.as_string())) > 0;
+        all = all && is_up;
+        none = none && !is_up;
+      }
+    if (state == "pending" && all) endpoints_ready.push_back(ep);
+    if (state == "deleting" && none) endpoints_gone.push_back(ep);
+  }
+
+  if (!now_available.empty() || !nats_ready.empty() || !nats_gone.empty() || !endpoints_ready.empty() ||
+      !endpoints_gone.empty()) {
     auto w = store_.write([&](store::Db& db) -> Status {
+      for (const auto* r : endpoints_ready)
+        PIER_TRY(svc::ec2::finish_vpc_endpoint(db, r->account, r->region, r->id, false));
+      for (const auto* r : endpoints_gone)
+        PIER_TRY(svc::ec2::finish_vpc_endpoint(db, r->account, r->region, r->id, true));
       for (const auto* r : now_available) PIER_TRY(svc::ec2::finish_interface(db, r->account, r->region, r->id));
       for (const auto* r : nats_ready) PIER_TRY(svc::ec2::finish_nat_gateway(db, r->account, r->region, r->id, false));
       for (const auto* r : nats_gone) PIER_TRY(svc::ec2::finish_nat_gateway(db, r->account, r->region, r->id, true));

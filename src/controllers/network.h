@@ -14,15 +14,17 @@
 //  - the ENI's security groups as a stateful nftables ruleset in its own
 //    namespace (net/security_groups.h), replaced whenever its groups' rules
 //    or their members change.
-// Not yet: route tables as policy routing, internet gateways and the
-// internet namespace, NAT gateways, endpoints, DNS, the link-local path to
-// 169.254.170.2.
+//  - what pierd answers inside those namespaces (Listeners below): the VPC's
+//    resolver at base + 2 in the router namespace, 169.254.170.2 in every ENI
+//    namespace, the interface endpoints on their ENIs' addresses (443, TLS),
+//    and the public endpoints on 443 in the internet namespace.
 #pragma once
 
 #include <condition_variable>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -30,17 +32,41 @@
 
 namespace pier::controllers {
 
+// A socket pierd serves from inside one of the controller's namespaces.
+struct ListenerSpec {
+  enum class Kind { kDns, kHttp, kHttps };
+  Kind kind = Kind::kHttp;
+  std::string netns, address;
+  uint16_t port = 0;
+  std::string account, region, vpc_id;  // whose VPC (DNS), which region's names (HTTPS)
+  std::string owner;                    // what it belongs to: "vpc-…", "eni-…", "vpce-…", "internet"
+  bool operator==(const ListenerSpec&) const = default;
+};
+
+// pierd's side: makes and closes the listeners, by key.
+class Listeners {
+ public:
+  virtual ~Listeners() = default;
+  // Makes those in `want` that are not up (or whose namespace was made
+  // anew), closes those no longer wanted; returns the keys that are up.
+  virtual std::set<std::string> apply(const std::map<std::string, ListenerSpec>& want) = 0;
+};
+
 class NetworkController {
  public:
   NetworkController(store::Store& store, std::string tag);
   ~NetworkController();  // stops the thread; kernel state stays (it is desired state)
 
+  // Call before start(); without it nothing listens inside the namespaces.
+  void set_listeners(Listeners* listeners) { listeners_ = listeners; }
   void start();
   void kick();
   // One reconcile pass, now, on the caller's thread (tests, `pier down`).
   Status reconcile();
   // The namespace of an ENI, if it has one.
   std::optional<std::string> eni_netns(const std::string& eni_id) const;
+  // The address of the resolver of the ENI's VPC ("" when it has DNS support off).
+  std::string eni_resolver(const std::string& eni_id) const;
   const std::string& tag() const { return tag_; }
 
  private:
@@ -52,6 +78,7 @@ class NetworkController {
   std::mutex reconcile_mu_;
   std::condition_variable cv_;
   bool dirty_ = true, stop_ = false;
+  Listeners* listeners_ = nullptr;
   std::map<std::string, std::string> applied_;  // netns → the ruleset it has (under reconcile_mu_)
   std::thread thread_;
 };

@@ -43,8 +43,7 @@ class Channel : public std::enable_shared_from_this<Channel> {
   void close() {
     asio::post(ex_, [self = shared_from_this()] {
       if (self->dead_) return;
-      boost::system::error_code ignored;
-      beast::get_lowest_layer(self->ws_).socket().close(ignored);
+      self->ws_.close_socket();
     });
   }
 
@@ -52,8 +51,7 @@ class Channel : public std::enable_shared_from_this<Channel> {
   // stream after this returns.
   asio::awaitable<void> retire() {
     dead_ = true;
-    boost::system::error_code ignored;
-    beast::get_lowest_layer(ws_).socket().close(ignored);
+    ws_.close_socket();
     asio::steady_timer t(ex_);
     while (writing_) {
       t.expires_after(1ms);
@@ -85,10 +83,9 @@ class Channel : public std::enable_shared_from_this<Channel> {
       queue_.pop_front();
       boost::system::error_code ec;
       if (ping) {
-        std::tie(ec) = co_await ws_.async_ping({}, kTuple);
+        ec = co_await ws_.ping();
       } else {
-        ws_.binary(true);
-        std::tie(ec, std::ignore) = co_await ws_.async_write(asio::buffer(f), kTuple);
+        ec = co_await ws_.write(asio::buffer(f), true);
       }
       if (ec) break;
     }
@@ -133,14 +130,13 @@ void configure(http::WsStream& ws) {
   t.handshake_timeout = 30s;
   t.idle_timeout = kSilenceLimit;
   t.keep_alive_pings = false;
-  ws.set_option(t);
-  ws.read_message_max(64 * 1024 * 1024);
+  ws.set_timeouts(t, 64 * 1024 * 1024);
 }
 
 // The first (text) frame of a channel: its token.
 asio::awaitable<Result<OpenChannel>> read_open(http::WsStream& ws) {
   beast::flat_buffer buf;
-  auto [ec, n] = co_await ws.async_read(buf, kTuple);
+  auto [ec, n] = co_await ws.read(buf);
   if (ec) co_return Error::invalid("ChannelClosed", ec.message());
   co_return parse_open_channel(beast::buffers_to_string(buf.data()));
 }
@@ -374,7 +370,7 @@ asio::awaitable<void> Broker::run_control(http::WsStream& ws, std::string target
   log::get("exec")->info("control channel up: {}", target);
   for (;;) {
     beast::flat_buffer buf;
-    auto [ec, n] = co_await ws.async_read(buf, kTuple);
+    auto [ec, n] = co_await ws.read(buf);
     if (ec) break;
     auto m = parse(beast::buffers_to_string(buf.data()));
     if (!m.ok()) continue;
@@ -477,14 +473,13 @@ asio::awaitable<void> Broker::run_data(http::WsStream& ws, std::string session_i
   if (!bound) co_return;
   if (!bound->empty()) {
     // The session ended while this client was away: tell it so, and done.
-    ws.binary(true);
-    co_await ws.async_write(asio::buffer(*bound), kTuple);
+    co_await ws.write(asio::buffer(*bound), true);
     co_return;
   }
   self->start_pings();
   for (;;) {
     beast::flat_buffer buf;
-    auto [ec, n] = co_await ws.async_read(buf, kTuple);
+    auto [ec, n] = co_await ws.read(buf);
     if (ec) break;
     std::string bytes = beast::buffers_to_string(buf.data());
     if (is_agent && bytes.size() >= kMinFrame) {

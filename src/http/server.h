@@ -8,11 +8,17 @@
 // flight, close idle connections, then a hard stop at the deadline.
 // The handler is called synchronously on the connection's strand and must be
 // thread-safe.
+//
+// A server has any number of listeners, each plain or TLS, each with a name
+// the handler sees in Peer::listener: pierd's own endpoint, and the sockets
+// it answers on inside VPCs and the simulated internet (made in other network
+// namespaces and handed over with adopt()).
 #pragma once
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 
 #include <atomic>
@@ -21,8 +27,10 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <map>
 #include <set>
 #include <string>
+#include <tuple>
 
 #include "common/error.h"
 
@@ -38,6 +46,9 @@ using Response = beast::http::response<beast::http::string_body>;
 struct Peer {
   std::string address;
   uint16_t port = 0;
+  std::string listener;       // the name of the listener the connection came in on
+  std::string local_address;  // the address it was made to
+  bool tls = false;
 };
 
 using Handler = std::function<Response(Request& req, const Peer& peer)>;
@@ -45,7 +56,20 @@ using Handler = std::function<Response(Request& req, const Peer& peer)>;
 // WebSocket upgrades (the Session Manager's control and data channels). The
 // handler looks at the upgrade request: it refuses with an HTTP response, or
 // accepts with a coroutine that owns the WebSocket until it returns.
-using WsStream = beast::websocket::stream<beast::tcp_stream>;
+// The WebSocket as upgrade handlers see it, over TCP or TLS alike. Every
+// call runs on executor().
+class WsStream {
+ public:
+  virtual ~WsStream() = default;
+  virtual asio::awaitable<std::tuple<boost::system::error_code, size_t>> read(beast::flat_buffer& buf) = 0;
+  virtual asio::awaitable<boost::system::error_code> write(asio::const_buffer data, bool binary) = 0;
+  virtual asio::awaitable<boost::system::error_code> ping() = 0;
+  // Closes the socket at once: pending reads and writes fail.
+  virtual void close_socket() = 0;
+  virtual bool got_binary() const = 0;
+  virtual void set_timeouts(const beast::websocket::stream_base::timeout& t, size_t read_message_max) = 0;
+  virtual asio::any_io_executor get_executor() = 0;
+};
 struct Upgrade {
   std::optional<Response> refuse;
   std::function<asio::awaitable<void>(WsStream& ws)> run;
@@ -59,6 +83,12 @@ struct Options {
   std::chrono::seconds read_timeout{30};
 };
 
+struct ListenOptions {
+  std::string name;                          // Peer::listener; unique among the server's listeners
+  std::shared_ptr<asio::ssl::context> tls;   // TLS when set
+  std::function<void(const Peer&)> on_accept;  // each connection, as it comes (on its thread)
+};
+
 class Server {
  public:
   // contexts[0] accepts; every context serves connections.
@@ -66,7 +96,14 @@ class Server {
   ~Server();
 
   // Binds and listens; returns the bound endpoint (the real port when port is 0).
-  Result<tcp::endpoint> listen(const std::string& host, uint16_t port);
+  Result<tcp::endpoint> listen(const std::string& host, uint16_t port, ListenOptions options = {});
+  // Takes over a socket that is already listening (made in another network
+  // namespace); the server owns the descriptor from here on, also on failure.
+  Result<tcp::endpoint> adopt(int listening_fd, ListenOptions options);
+  // Stops one listener; its open connections go on. False when unknown.
+  bool close_listener(const std::string& name);
+  std::vector<std::string> listeners() const;
+  // Starts accepting on every listener; listeners added later start at once.
   void start();
   // Call before start(). Without one, upgrade requests go to the plain handler.
   void set_upgrade_handler(UpgradeHandler handler) { upgrade_ = std::move(handler); }
@@ -79,8 +116,12 @@ class Server {
 
  private:
   struct Conn;
-  asio::awaitable<void> accept_loop();
-  asio::awaitable<void> serve(std::shared_ptr<Conn> conn);
+  struct Listener;
+  Result<tcp::endpoint> add(std::shared_ptr<Listener> l);
+  asio::awaitable<void> accept_loop(std::shared_ptr<Listener> l);
+  asio::awaitable<void> serve(std::shared_ptr<Conn> conn, tcp::socket socket, std::shared_ptr<Listener> l);
+  template <class Stream>
+  asio::awaitable<void> serve_http(std::shared_ptr<Conn> conn, Stream& stream, const Peer& peer);
   void track(const std::shared_ptr<Conn>& c);
   void untrack(const std::shared_ptr<Conn>& c);
 
@@ -89,9 +130,11 @@ class Server {
   Handler handler_;
   UpgradeHandler upgrade_;
   Options options_;
-  tcp::acceptor acceptor_;
   std::atomic<bool> stopping_{false};
-  mutable std::mutex mu_;
+  mutable std::mutex mu_;  // guards listeners_, started_, conns_
+  std::map<std::string, std::shared_ptr<Listener>> listeners_;
+  bool started_ = false;
+  int unnamed_ = 0;
   std::set<std::shared_ptr<Conn>> conns_;
 };
 

@@ -31,7 +31,8 @@ std::string match(const SgRule& r) {
 
 }  // namespace
 
-std::string sg_ruleset(const std::vector<SgRule>& rules, const std::map<std::string, std::vector<std::string>>& members) {
+std::string sg_ruleset(const std::vector<SgRule>& rules, const std::map<std::string, std::vector<std::string>>& members,
+                       const std::string& resolver) {
   std::string out = "table inet pier\ndelete table inet pier\ntable inet pier {\n";
   std::set<std::string> sets;
   for (const auto& r : rules)
@@ -51,6 +52,8 @@ std::string sg_ruleset(const std::vector<SgRule>& rules, const std::map<std::str
                        egress ? "output" : "input");
     out += "    ct state established,related accept\n    ct state invalid drop\n";
     out += egress ? "    oif \"lo\" accept\n" : "    iif \"lo\" accept\n";
+    if (egress && !resolver.empty())
+      out += fmt::format("    ip daddr {0} udp dport 53 accept\n    ip daddr {0} tcp dport 53 accept\n", resolver);
     for (const auto& r : rules)
       if (r.egress == egress) out += "    " + match(r) + "accept\n";
     out += "    counter drop\n  }\n";

@@ -22,8 +22,10 @@ struct SgRule {
 
 // The whole ruleset for one ENI, as one `nft -f` transaction that replaces
 // the previous one. `members` gives the addresses of every group a rule
-// names.
+// names. Traffic to `resolver` (the VPC's DNS server) on port 53 is never
+// filtered, as on AWS.
 std::string sg_ruleset(const std::vector<SgRule>& rules,
-                       const std::map<std::string, std::vector<std::string>>& members);
+                       const std::map<std::string, std::vector<std::string>>& members,
+                       const std::string& resolver = {});
 
 }  // namespace pier::net

@@ -16,6 +16,8 @@
 #include "common/log.h"
 #include "http/server.h"
 #include "controllers/network.h"
+#include "pierd/listeners.h"
+#include "tls/ca.h"
 #include "net/kernel.h"
 #include "pierd/builtins.h"
 #include "store/store.h"
@@ -97,6 +99,8 @@ int main(int argc, char** argv) {
   // default public URL); the server serves nothing before start().
   std::unique_ptr<pier::pierd::Services> services;
   pier::http::Server server(context_ptrs, [&services](pier::http::Request& req, const pier::http::Peer& peer) {
+    // 169.254.170.2 inside an ENI's namespace: the listener names the ENI.
+    if (peer.listener.starts_with("meta/")) return pier::pierd::link_local(req, peer.listener.substr(5));
     return services->dispatcher().handle(req, peer);
   });
   auto ep = server.listen(host, port);
@@ -111,10 +115,14 @@ int main(int argc, char** argv) {
   std::unique_ptr<pier::controllers::NetworkController> network;
   if (geteuid() == 0) {
     network = std::make_unique<pier::controllers::NetworkController>(**store, pier::net::instance_tag(home));
-    network->start();
-    log->info("network controller on (namespaces pier-{}-…)", network->tag());
   } else {
     log->warn("not root: no network controller, ENIs stay pending");
+  }
+  // pier's CA: what the endpoints inside VPCs and the simulated internet show.
+  auto ca = pier::tls::Authority::open((std::filesystem::path(home) / "ca").string());
+  if (!ca.ok()) {
+    fmt::print(stderr, "pierd: {}\n", ca.error().message);
+    return 1;
   }
   {
     auto s = pier::pierd::Services::create(**store, models, pier::time::system_clock(), public_url,
@@ -142,7 +150,10 @@ int main(int argc, char** argv) {
                  id.find_first_not_of("0123456789abcdef", 4) == std::string::npos;
     auto ns = network && valid ? network->eni_netns(id) : std::nullopt;
     boost::json::object body;
-    if (ns) body["netns"] = *ns;
+    if (ns) {
+      body["netns"] = *ns;
+      body["resolver"] = network->eni_resolver(id);
+    }
     else body["message"] = network ? "no namespace for " + id : "pierd runs without its network controller";
     return pier::http::make_response(req.version(), ns ? boost::beast::http::status::ok : boost::beast::http::status::not_found,
                                      "application/json", boost::json::serialize(body));
@@ -150,6 +161,14 @@ int main(int argc, char** argv) {
   server.set_upgrade_handler([&services](pier::http::Request& req, const pier::http::Peer& peer) {
     return services->upgrade(req, peer);
   });
+  std::unique_ptr<pier::pierd::NamespaceListeners> listeners;
+  if (network) {
+    listeners = std::make_unique<pier::pierd::NamespaceListeners>(
+        server, ioc, **store, *ca, (std::filesystem::path(home) / "endpoint-access.log").string());
+    network->set_listeners(listeners.get());
+    network->start();
+    log->info("network controller on (namespaces pier-{}-…)", network->tag());
+  }
   server.start();
 
   boost::asio::signal_set signals(ioc, SIGTERM, SIGINT);

@@ -120,7 +120,15 @@ Status Db::begin_read() {
   return s->run();
 }
 
+void Db::reset_all() {
+  for (sqlite3_stmt* p = sqlite3_next_stmt(db_, nullptr); p; p = sqlite3_next_stmt(db_, p))
+    if (sqlite3_stmt_busy(p)) sqlite3_reset(p);
+}
+
 void Db::end_read() {
+  // A statement left part-way (a lookup that took the first row only) would
+  // keep this connection's snapshot: later reads would not see newer writes.
+  reset_all();
   auto s = prepare("COMMIT");
   if (s.ok()) (void)(*s)->run();
 }

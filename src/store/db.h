@@ -78,6 +78,8 @@ class Db {
   // A read transaction, through cached statements (cheaper than exec()).
   Status begin_read();
   void end_read();
+  // Resets every statement still part-way through its rows (ends of transactions).
+  void reset_all();
   sqlite3* raw() { return db_; }
 
  private:

@@ -38,6 +38,7 @@ class Store {
     } guard{writer_.get()};
     auto r = f(*writer_);
     guard.db = nullptr;
+    writer_->reset_all();
     if (r.ok()) {
       if (auto s = writer_->exec("COMMIT"); !s.ok()) {
         (void)writer_->exec("ROLLBACK");

@@ -123,6 +123,9 @@ class Pierd:
 
     def cleanup(self):
         self.stop()
+        if os.environ.get("PIER_TEST_KEEP_LOGS") and os.path.exists(self.log_path):
+            shutil.copy(self.log_path, os.path.join(os.environ["PIER_TEST_KEEP_LOGS"],
+                                                    "pierd-%d.log" % int(time.time() * 1000)))
         if os.geteuid() == 0:  # the kernel objects its network controller made
             subprocess.run([PIER, "down", "--all", "--home", self.home], capture_output=True)
         if self.tmp:

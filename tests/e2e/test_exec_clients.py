@@ -77,7 +77,9 @@ class PluginReconnects(ClientsTest):
         head = b"\nStarting session with SessionId: "
         self.assertTrue(p.stdout.startswith(head), p.stdout[:200])
         start = p.stdout.index(b"\n", len(head)) + 1
-        end = p.stdout.rindex(b"\n\nExiting session with sessionId")
+        farewell = b"\n\nExiting session with sessionId"
+        self.assertIn(farewell, p.stdout[-300:], p.stdout[-300:])
+        end = p.stdout.rindex(farewell)
         data = p.stdout[start:end]
         self.assertEqual(len(data), 100 * 1024 * 1024)
         self.assertEqual(hashlib.sha256(data).hexdigest(), want)

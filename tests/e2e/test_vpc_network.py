@@ -1,7 +1,9 @@
-"""VPC networking done by the kernel, first slice: VPCs, subnets and ENIs
-built with the AWS CLI become namespaces, bridges and veths; `pier net exec`
-probes from an ENI. Traffic goes only to addresses inside namespaces the
-test made. Needs root."""
+"""VPC networking done by the kernel: VPCs, subnets and ENIs built with the
+AWS CLI become namespaces, bridges and veths; route tables, internet and NAT
+gateways, security groups, the VPC resolver, interface endpoints on 443 with
+pier's CA, the public endpoints in the simulated internet and the link-local
+path to 169.254.170.2. `pier net exec` probes from an ENI. Traffic goes only to
+addresses inside namespaces the test made (pierd's). Needs root."""
 import json
 import os
 import subprocess
@@ -20,6 +22,38 @@ except socket.timeout:
 except OSError as e:
     print("error", e.errno)
 """
+# Resolve a name with the ENI's resolv.conf (pier net exec points it at the
+# VPC's resolver), connect, and speak TLS with pier's CA.
+TLS_PROBE = """
+import socket, ssl, sys
+host, port, ca, sni = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+try:
+    addr = socket.gethostbyname(host)
+except OSError:
+    print("nxdomain"); sys.exit()
+s = socket.socket(); s.settimeout(3)
+try:
+    s.connect((addr, port))
+    t = ssl.create_default_context(cafile=ca).wrap_socket(s, server_hostname=sni)
+    t.sendall(b"GET / HTTP/1.1\\r\\nHost: " + sni.encode() + b"\\r\\nConnection: close\\r\\n\\r\\n")
+    print("tls", addr, t.recv(12).decode())
+except socket.timeout:
+    print("timeout", addr)
+except ssl.SSLError as e:
+    print("sslerror", addr, e.reason)
+except OSError as e:
+    print("error", addr, e.errno)
+"""
+RESOLVE = """
+import socket, sys
+try:
+    print(" ".join(sorted(socket.gethostbyname_ex(sys.argv[1])[2])))
+except OSError:
+    print("nxdomain")
+"""
+SSMMESSAGES = "ssmmessages.us-east-1.amazonaws.com"
+SSMMESSAGES_PUBLIC = "198.18.0.11"  # us-east-1 is region 0; ssmmessages is service 1 (aws/endpoints.cc)
+
 SERVE = """
 import socket, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -76,6 +110,25 @@ class Network(unittest.TestCase):
 
     def probe(self, eni, ip, port):
         return self.in_eni(eni, "python3", "-c", PROBE, ip, str(port)).stdout.strip()
+
+    def tls(self, eni, host=SSMMESSAGES, sni=SSMMESSAGES):
+        ca = os.path.join(self.pierd.home, "ca", "ca.pem")
+        return self.in_eni(eni, "python3", "-c", TLS_PROBE, host, "443", ca, sni).stdout.strip()
+
+    def resolve(self, eni, name=SSMMESSAGES):
+        return self.in_eni(eni, "python3", "-c", RESOLVE, name).stdout.strip()
+
+    def access_log(self):
+        path = os.path.join(self.pierd.home, "endpoint-access.log")
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return [json.loads(l) for l in f if l.strip()]
+
+    def wait_for(self, describe, key, ident, state, timeout=20):
+        self.eventually(lambda: self.aws("ec2", describe, "--" + key + "-ids", ident)
+                        [{"nat-gateway": "NatGateways", "vpc-endpoint": "VpcEndpoints"}[key]][0]["State"],
+                        state, timeout)
 
     def test_subnets_route_vpcs_stay_apart_and_the_kernel_follows_the_store(self):
         va, (a1, a2) = self.vpc("10.0.0.0/16", ["10.0.1.0/24", "10.0.2.0/24"])
@@ -208,32 +261,34 @@ class Network(unittest.TestCase):
         e_priv = self.eni(priv)["NetworkInterfaceId"]
         e_iso = self.eni(iso)["NetworkInterfaceId"]
 
-        # A public service address in the internet namespace (pierd will
-        # serve the AWS endpoints there; here a server of the test's own).
         inet = [n for n in netns("pier-") if n.endswith("-inet") and n in netns_of(self.pierd)]
         self.assertEqual(len(inet), 1)
-        p = subprocess.Popen(["ip", "netns", "exec", inet[0], "python3", "-c", SERVE.replace('"0.0.0.0"', '"198.18.0.10"'),
-                              "443"], stdout=subprocess.PIPE, text=True)
-        self.addCleanup(lambda: (p.kill(), p.wait(), p.stdout.close()))
-        self.assertEqual(p.stdout.readline().strip(), "ready")
 
-        # Through the NAT gateway: the service sees the NAT's public address.
-        self.eventually(lambda: self.probe(e_priv, "198.18.0.10", 443), "open hello " + eip["PublicIp"])
+        # The VPC has no endpoints: the service's name is its public address,
+        # from every subnet, and pierd answers there with pier's CA.
+        self.assertEqual(self.resolve(e_priv), SSMMESSAGES_PUBLIC)
+        self.assertEqual(self.resolve(e_iso), SSMMESSAGES_PUBLIC)
+        # Through the NAT gateway: the endpoint sees the NAT's public address.
+        self.eventually_value(lambda: self.tls(e_priv), lambda v: v.startswith("tls %s HTTP/1.1" % SSMMESSAGES_PUBLIC))
+        seen = [l for l in self.access_log() if l["local"] == SSMMESSAGES_PUBLIC]
+        self.assertTrue(seen)
+        self.assertEqual(seen[-1]["source"], eip["PublicIp"])
+        self.assertEqual(seen[-1]["owner"], "internet")
         # No route out: nothing.
-        self.assertNotEqual(self.probe(e_iso, "198.18.0.10", 443).split()[0], "open")
+        self.assertEqual(self.tls(e_iso).split()[0], "error")
         # The internet namespace has no route anywhere but back to its public addresses.
         r = subprocess.run(["ip", "-n", inet[0], "route", "get", "1.1.1.1"], capture_output=True, text=True)
         self.assertNotEqual(r.returncode, 0)
 
         # Deleting the NAT route takes effect on the next connection; putting it back restores it.
         self.aws("ec2", "delete-route", "--route-table-id", private_rt, "--destination-cidr-block", "0.0.0.0/0")
-        self.eventually(lambda: self.probe(e_priv, "198.18.0.10", 443).split()[0] != "open", True)
+        self.eventually(lambda: self.tls(e_priv).split()[0] != "tls", True)
         self.aws("ec2", "create-route", "--route-table-id", private_rt, "--destination-cidr-block", "0.0.0.0/0",
                  "--nat-gateway-id", nid)
-        self.eventually(lambda: self.probe(e_priv, "198.18.0.10", 443), "open hello " + eip["PublicIp"])
+        self.eventually(lambda: self.tls(e_priv).split()[0], "tls")
         # Without its association the subnet falls back to the main table: no way out.
         self.aws("ec2", "disassociate-route-table", "--association-id", assoc)
-        self.eventually(lambda: self.probe(e_priv, "198.18.0.10", 443).split()[0] != "open", True)
+        self.eventually(lambda: self.tls(e_priv).split()[0] != "tls", True)
 
         # The NAT gateway goes: deleting, then deleted; its ENI and namespace with it, the EIP stays.
         self.aws("ec2", "delete-nat-gateway", "--nat-gateway-id", nid)
@@ -244,6 +299,90 @@ class Network(unittest.TestCase):
         addr = self.aws("ec2", "describe-addresses", "--allocation-ids", eip["AllocationId"])["Addresses"][0]
         self.assertNotIn("AssociationId", addr)
         self.aws("ec2", "release-address", "--allocation-id", eip["AllocationId"])
+
+    def test_interface_endpoints_private_dns_and_their_security_groups(self):
+        # The scenario's endpoint VPC: no way out, the endpoints with private
+        # DNS, which AWS allows only with DNS hostnames on.
+        vid, _ = self.vpc("10.1.0.0/16", [])
+        s1, s2 = [self.aws("ec2", "create-subnet", "--vpc-id", vid, "--cidr-block", c, "--availability-zone", z)
+                  ["Subnet"]["SubnetId"] for c, z in (("10.1.1.0/24", "us-east-1a"), ("10.1.2.0/24", "us-east-1b"))]
+        self.aws("ec2", "modify-vpc-attribute", "--vpc-id", vid, "--enable-dns-hostnames", '{"Value": true}')
+        containers = self.aws("ec2", "create-security-group", "--vpc-id", vid, "--group-name", "containers",
+                              "--description", "tasks")["GroupId"]
+        endpoint_sg = self.aws("ec2", "create-security-group", "--vpc-id", vid, "--group-name", "endpoints",
+                               "--description", "endpoints")["GroupId"]
+        self.aws("ec2", "authorize-security-group-ingress", "--group-id", endpoint_sg, "--ip-permissions", json.dumps(
+            [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "UserIdGroupPairs": [{"GroupId": containers}]}]))
+        ep = self.aws("ec2", "create-vpc-endpoint", "--vpc-id", vid, "--vpc-endpoint-type", "Interface",
+                      "--service-name", "com.amazonaws.us-east-1.ssmmessages", "--subnet-ids", s1, s2,
+                      "--security-group-ids", endpoint_sg, "--private-dns-enabled")["VpcEndpoint"]
+        eid = ep["VpcEndpointId"]
+        self.wait_for("describe-vpc-endpoints", "vpc-endpoint", eid, "available")
+        enis = self.aws("ec2", "describe-network-interfaces", "--network-interface-ids", *ep["NetworkInterfaceIds"])
+        endpoint_ips = " ".join(sorted(e["PrivateIpAddress"] for e in enis["NetworkInterfaces"]))
+
+        def eni(subnet, group):
+            e = self.aws("ec2", "create-network-interface", "--subnet-id", subnet, "--groups", group)
+            i = e["NetworkInterface"]["NetworkInterfaceId"]
+            self.eventually(lambda: self.aws("ec2", "describe-network-interfaces", "--network-interface-ids", i)
+                            ["NetworkInterfaces"][0]["Status"], "available")
+            return i, e["NetworkInterface"]["PrivateIpAddress"]
+        (c1, c1_ip), (c2, _) = eni(s1, containers), eni(s2, containers)
+        default_sg = self.aws("ec2", "describe-security-groups", "--filters", "Name=vpc-id,Values=" + vid,
+                              "Name=group-name,Values=default")["SecurityGroups"][0]["GroupId"]
+        outsider, _ = eni(s1, default_sg)
+
+        # Private DNS is VPC-wide: from every subnet the name is the endpoint's ENIs.
+        for e in (c1, c2, outsider):
+            self.assertEqual(self.resolve(e), endpoint_ips)
+        # The endpoint's own name, and the zonal one.
+        regional = ep["DnsEntries"][0]["DnsName"]
+        self.assertEqual(self.resolve(c1, regional), endpoint_ips)
+        # DNS hostnames on: ip-A-B-C-D.ec2.internal.
+        self.assertEqual(self.resolve(c1, "ip-%s.ec2.internal" % c1_ip.replace(".", "-")), c1_ip)
+        self.assertEqual(self.resolve(c1, "nothing.example.com"), "nxdomain")
+
+        # 443 answers, with a certificate for the name signed by pier's CA …
+        got = self.eventually_value(lambda: self.tls(c1), lambda v: v.startswith("tls"))
+        self.assertIn(got.split()[1], endpoint_ips.split())
+        self.assertTrue(self.tls(c2).startswith("tls"))
+        # … for members of the containers group only: the endpoint's group drops the rest.
+        self.assertEqual(self.tls(outsider).split()[0], "timeout")
+        # The access log names the ENI that connected, by its VPC address.
+        self.assertIn(c1_ip, [l["source"] for l in self.access_log() if l["owner"] == eid])
+
+        # 169.254.170.2 from every ENI, independent of routes; pierd tells ENIs apart by the path.
+        fetch = ("import urllib.request; print(urllib.request.urlopen("
+                 "'http://169.254.170.2/_pier/eni', timeout=3).read().decode())")
+        self.assertEqual(json.loads(self.in_eni(c1, "python3", "-c", fetch).stdout)["NetworkInterfaceId"], c1)
+        self.assertEqual(json.loads(self.in_eni(c2, "python3", "-c", fetch).stdout)["NetworkInterfaceId"], c2)
+
+        # Revoking the endpoint's rule: the next connection gets nowhere.
+        rules = self.aws("ec2", "describe-security-group-rules", "--filters", "Name=group-id,Values=" + endpoint_sg)
+        ingress = [r["SecurityGroupRuleId"] for r in rules["SecurityGroupRules"] if not r["IsEgress"]]
+        self.aws("ec2", "revoke-security-group-ingress", "--group-id", endpoint_sg, "--security-group-rule-ids", *ingress)
+        self.eventually(lambda: self.tls(c1).split()[0], "timeout")
+
+        # Deleting the endpoint: the name is the public address again, which this VPC cannot reach.
+        self.aws("ec2", "delete-vpc-endpoints", "--vpc-endpoint-ids", eid)
+        self.eventually(lambda: self.resolve(c1), SSMMESSAGES_PUBLIC)
+        self.eventually(lambda: self.aws("ec2", "describe-network-interfaces", "--filters",
+                                         "Name=vpc-id,Values=" + vid)["NetworkInterfaces"].__len__(), 3)
+        self.assertEqual(self.tls(c1).split()[0], "error")
+
+        # DNS support off: no resolver at all.
+        self.aws("ec2", "modify-vpc-attribute", "--vpc-id", vid, "--enable-dns-hostnames", '{"Value": false}')
+        self.aws("ec2", "modify-vpc-attribute", "--vpc-id", vid, "--enable-dns-support", '{"Value": false}')
+        self.eventually(lambda: self.resolve(c1), "nxdomain")
+
+    def eventually_value(self, fn, ok, timeout=10):
+        deadline = time.time() + timeout
+        got = fn()
+        while not ok(got) and time.time() < deadline:
+            time.sleep(0.2)
+            got = fn()
+        self.assertTrue(ok(got), got)
+        return got
 
     def test_down_removes_one_instance_and_nothing_of_another(self):
         other = Pierd().start()

@@ -428,6 +428,7 @@ aws::ServiceDef Ec2Service::definition() {
   add_security_group_actions(add, store_);
   add_interface_actions(add, store_);
   add_address_actions(add, store_);
+  add_endpoint_actions(add, store_);
 
   // ----------------------------------------------------------------------- tags
   add("CreateTags", [this](RequestContext& ctx, json::object& in) -> Result<json::object> {

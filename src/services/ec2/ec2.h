@@ -33,6 +33,12 @@ Status finish_nat_gateway(store::Db& db, const std::string& account, const std::
 // An ENI pending → available once it is wired.
 Status finish_interface(store::Db& db, const std::string& account, const std::string& region, const std::string& id);
 
+// A VPC endpoint pending → available once its ENIs are wired and pierd
+// listens on them, or deleting → deleted (its ENIs removed) once its kernel
+// side is gone.
+Status finish_vpc_endpoint(store::Db& db, const std::string& account, const std::string& region,
+                           const std::string& id, bool removed);
+
 // The zones pier offers in a region: REGION + a..f (us-east-1 has six;
 // pier gives every region the same six).
 std::vector<std::string> zone_names(const std::string& region);

@@ -43,10 +43,9 @@ Upgrade echo_or_refuse(Request& req, const Peer&) {
   u.run = [](WsStream& ws) -> asio::awaitable<void> {
     for (;;) {
       beast::flat_buffer buf;
-      auto [ec, n] = co_await ws.async_read(buf, asio::as_tuple(asio::use_awaitable));
+      auto [ec, n] = co_await ws.read(buf);
       if (ec) co_return;
-      ws.binary(ws.got_binary());
-      auto [wec, wn] = co_await ws.async_write(buf.data(), asio::as_tuple(asio::use_awaitable));
+      auto wec = co_await ws.write(buf.data(), ws.got_binary());
       if (wec) co_return;
     }
   };

@@ -98,6 +98,33 @@ TEST(Store, FailedWriteRollsBack) {
   EXPECT_EQ(*n, 0);
 }
 
+// A read that takes the first row only and leaves its statement part-way
+// must not pin the connection's snapshot: the next read sees newer writes.
+TEST(Store, AReadLeftPartWayDoesNotHideLaterWrites) {
+  TempDir d;
+  auto s = Store::open(d.path.string());
+  ASSERT_TRUE(s.ok());
+  auto put = [&](const std::string& v) {
+    return (*s)->write([&](Db& db) -> Status {
+      PIER_ASSIGN(auto* st, db.prepare("INSERT OR REPLACE INTO tags(arn, key, value) VALUES('arn:x', 'k', ?)"));
+      st->args(v);
+      return st->run();
+    });
+  };
+  auto first_row = [&] {
+    return (*s)->read([](Db& db) -> Result<std::string> {
+      PIER_ASSIGN(auto* st, db.prepare("SELECT value FROM tags WHERE arn='arn:x' UNION ALL SELECT 'end'"));
+      PIER_ASSIGN(bool row, st->step());
+      if (!row) return std::string();
+      return st->text(0);  // the statement stays part-way
+    });
+  };
+  ASSERT_TRUE(put("one").ok());
+  EXPECT_EQ(*first_row(), "one");
+  ASSERT_TRUE(put("two").ok());
+  EXPECT_EQ(*first_row(), "two");
+}
+
 TEST(Store, UsesWriteAheadLogging) {
   TempDir d;
   auto s = Store::open(d.path.string());
