@@ -146,6 +146,7 @@ struct Plan {
   std::map<std::string, std::vector<std::string>> members;  // group → addresses
   std::vector<const Row*> nats_going;     // NAT gateways in "deleting"
   std::vector<const Row*> endpoints;      // interface endpoints, any state
+  std::vector<const Row*> gateway_endpoints;
   std::string internet;                   // the internet namespace, when any VPC has a gateway
 };
 
@@ -169,6 +170,13 @@ std::string table_routes(const Row& table, const Plan& plan, const Router& route
     for (const auto& rv : *routes) {
       const auto& r = rv.as_object();
       std::string dest = svc::get_string(r, "DestinationCidrBlock");
+      if (std::string pl = svc::get_string(r, "DestinationPrefixListId"); !pl.empty()) {
+        // A gateway endpoint: the service's addresses are delivered to pierd
+        // in the router itself, for the subnets of this table only.
+        for (const auto& cidr : svc::ec2::prefix_list_cidrs(pl, table.region))
+          out += fmt::format("route replace local {} dev lo table {}\n", cidr, number);
+        continue;
+      }
       if (dest.empty() || svc::get_string(r, "GatewayId") == "local") continue;
       std::string via;
       if (std::string igw = svc::get_string(r, "GatewayId"); !igw.empty()) {
@@ -201,6 +209,10 @@ Plan make_plan(const std::vector<Row>& rows, const std::string& prefix) {
       if (c && svc::get_bool(r.doc, "_EnableDnsSupport")) router.resolver = c->address(2);
     }
   std::map<std::string, std::string> endpoint_of_eni;
+  for (const auto& r : rows)
+    if (r.type == "vpc-endpoint" && svc::get_string(r.doc, "VpcEndpointType") == "Gateway" &&
+        svc::get_string(r.doc, "State") == "available")
+      plan.gateway_endpoints.push_back(&r);
   for (const auto& r : rows) {
     if (r.type != "vpc-endpoint" || svc::get_string(r.doc, "VpcEndpointType") != "Interface") continue;
     plan.endpoints.push_back(&r);
@@ -556,6 +568,16 @@ Status NetworkController::reconcile() {
     else if (!e.endpoint.empty())
       want["vpce/" + r.id] = ListenerSpec{ListenerSpec::Kind::kHttps, ns, e.address.substr(0, e.address.find('/')), 443,
                                           r.account, r.region, r.vpc_id, e.endpoint};
+  }
+  // Gateway endpoints: pierd in the router, on the service's public
+  // addresses, which only the tables with the endpoint's route deliver there.
+  for (const auto* ep : plan.gateway_endpoints) {
+    std::string ns = prefix + ep->vpc_id;
+    if (!plan.routers.count(ns) || !net::netns_exists(ns)) continue;
+    const auto* svc_def = aws::find_endpoint_service(svc::get_string(ep->doc, "ServiceName"), ep->region);
+    if (!svc_def) continue;
+    want["gwe/" + ep->id] = ListenerSpec{ListenerSpec::Kind::kHttps, ns, svc_def->public_address(ep->region), 443,
+                                         ep->account, ep->region, ep->vpc_id, ep->id};
   }
   if (!plan.internet.empty() && net::netns_exists(plan.internet))
     want["inet"] = ListenerSpec{ListenerSpec::Kind::kHttps, plan.internet, "0.0.0.0", 443, "", "", "", "internet"};

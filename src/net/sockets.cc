@@ -26,8 +26,12 @@ Result<int> make_socket(SocketKind kind, const std::string& address, uint16_t po
   if (fd < 0) return Error::internal(std::string("socket: ") + std::strerror(errno));
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  // The address may be on its way (an ENI being wired): bind anyway.
+  // The address may be on its way (an ENI being wired): bind anyway. And it
+  // may be one that is local only to some routing tables (a gateway
+  // endpoint's service address in a VPC router): answering from it needs
+  // IP_TRANSPARENT, as the kernel checks a reply's source otherwise.
   ::setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof one);
+  ::setsockopt(fd, IPPROTO_IP, IP_TRANSPARENT, &one, sizeof one);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
       (kind == SocketKind::kTcpListen && ::listen(fd, SOMAXCONN) != 0)) {
     int e = errno;

@@ -375,6 +375,30 @@ class Network(unittest.TestCase):
         self.aws("ec2", "modify-vpc-attribute", "--vpc-id", vid, "--enable-dns-support", '{"Value": false}')
         self.eventually(lambda: self.resolve(c1), "nxdomain")
 
+    def test_gateway_endpoint_routes_its_tables_subnets_only(self):
+        # No way out of this VPC but an S3 gateway endpoint on one subnet's table.
+        vid, (routed, other) = self.vpc("10.2.0.0/16", ["10.2.1.0/24", "10.2.2.0/24"])
+        rt = self.aws("ec2", "create-route-table", "--vpc-id", vid)["RouteTable"]["RouteTableId"]
+        self.aws("ec2", "associate-route-table", "--route-table-id", rt, "--subnet-id", routed)
+        ep = self.aws("ec2", "create-vpc-endpoint", "--vpc-id", vid, "--vpc-endpoint-type", "Gateway",
+                      "--service-name", "com.amazonaws.us-east-1.s3", "--route-table-ids", rt)["VpcEndpoint"]
+        e_routed, e_other = self.eni(routed), self.eni(other)
+        s3 = "s3.us-east-1.amazonaws.com"
+        public = self.resolve(e_routed["NetworkInterfaceId"], s3)
+        self.assertTrue(public.startswith("198.18.0."), public)
+        # The table's subnet reaches S3's public address, with its own address as the source …
+        self.eventually_value(lambda: self.tls(e_routed["NetworkInterfaceId"], s3, s3),
+                              lambda v: v.startswith("tls " + public))
+        seen = [l for l in self.access_log() if l["owner"] == ep["VpcEndpointId"]]
+        self.assertEqual(seen[-1]["source"], e_routed["PrivateIpAddress"])
+        # … a bucket's name too (the certificate has *.s3…); the other subnet has no route there.
+        bucket = "my-bucket.s3.us-east-1.amazonaws.com"
+        self.assertTrue(self.tls(e_routed["NetworkInterfaceId"], bucket, bucket).startswith("tls " + public))
+        self.assertEqual(self.tls(e_other["NetworkInterfaceId"], s3, s3).split()[0], "error")
+        # The endpoint gone, so is the path.
+        self.aws("ec2", "delete-vpc-endpoints", "--vpc-endpoint-ids", ep["VpcEndpointId"])
+        self.eventually(lambda: self.tls(e_routed["NetworkInterfaceId"], s3, s3).split()[0], "error")
+
     def eventually_value(self, fn, ok, timeout=10):
         deadline = time.time() + timeout
         got = fn()

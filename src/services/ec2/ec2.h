@@ -39,6 +39,14 @@ Status finish_interface(store::Db& db, const std::string& account, const std::st
 Status finish_vpc_endpoint(store::Db& db, const std::string& account, const std::string& region,
                            const std::string& id, bool removed);
 
+// The prefix list of a gateway endpoint service, by its service name
+// ("com.amazonaws.us-east-1.s3" → "pl-" + 8 hex digits, the same for every
+// account), as gateway endpoint routes name it (DestinationPrefixListId).
+std::string prefix_list_id(const std::string& service_name);
+// The CIDRs a prefix list stands for in the region (the service's public
+// address, /32); empty when the id names none.
+std::vector<std::string> prefix_list_cidrs(const std::string& prefix_list_id, const std::string& region);
+
 // The zones pier offers in a region: REGION + a..f (us-east-1 has six;
 // pier gives every region the same six).
 std::vector<std::string> zone_names(const std::string& region);

@@ -72,13 +72,4 @@ Result<Object> make_interface(store::Db& db, const Scope& s, const std::string& 
 // delete a requester-managed ENI.
 Status delete_interface(store::Db& db, const Scope& s, const std::string& id, bool by_owner = false);
 
-// ---- VPC endpoints (endpoints.cc) -------------------------------------------
-// The prefix list of a gateway endpoint service, by its service name
-// ("com.amazonaws.us-east-1.s3" → "pl-" + 8 hex digits, the same for every
-// account), as gateway endpoint routes name it (DestinationPrefixListId).
-std::string prefix_list_id(const std::string& service_name);
-// The CIDRs a prefix list stands for in the region (the service's public
-// address, /32); empty when the id names none.
-std::vector<std::string> prefix_list_cidrs(const std::string& prefix_list_id, const std::string& region);
-
 }  // namespace pier::svc::ec2
