@@ -6,6 +6,7 @@ path to 169.254.170.2. `pier net exec` probes from an ENI. Traffic goes only to
 addresses inside namespaces the test made (pierd's). Needs root."""
 import json
 import os
+import re
 import subprocess
 import time
 import unittest
@@ -159,8 +160,17 @@ class Network(unittest.TestCase):
 
         # kill -9 and back: the same namespaces and links, nothing twice.
         def snapshot():
-            return {n: subprocess.run(["ip", "-n", n, "-o", "link"], capture_output=True, text=True).stdout
-                    .count("pier-") for n in netns(self.prefix)}
+            # Namespaces, their links and their rulesets (counters aside), and what pierd listens on there.
+            def ns_state(n):
+                links = subprocess.run(["ip", "-n", n, "-o", "link"], capture_output=True, text=True).stdout
+                rules = subprocess.run(["ip", "netns", "exec", n, "nft", "list", "ruleset"], capture_output=True,
+                                       text=True).stdout
+                listening = subprocess.run(["ip", "netns", "exec", n, "ss", "-Hltun"], capture_output=True,
+                                           text=True).stdout
+                return (sorted(l.split(":")[1].strip().split("@")[0] for l in links.splitlines()),
+                        re.sub(r"counter packets \d+ bytes \d+", "counter", rules),
+                        sorted(" ".join(l.split()[4:5]) for l in listening.splitlines()))
+            return {n: ns_state(n) for n in netns(self.prefix)}
         before = snapshot()
         self.pierd.kill9()
         home = self.pierd.home
@@ -168,9 +178,13 @@ class Network(unittest.TestCase):
         restarted.tmp, self.pierd.tmp = self.pierd.tmp, None
         self.pierd = restarted.start()
         self.aws("ec2", "describe-vpcs")
+        # (the restarted pierd's listeners come with its first pass; nothing else may change)
+        self.eventually(snapshot, before)
         time.sleep(1)
         self.assertEqual(snapshot(), before)
         self.assertEqual(self.probe(e1["NetworkInterfaceId"], "10.0.2.4", 8080), "open hello 10.0.1.4")
+        # pierd answers inside the namespaces again: the resolver, 169.254.170.2.
+        self.assertEqual(self.resolve(e1["NetworkInterfaceId"]), SSMMESSAGES_PUBLIC)
 
         # Deleting an ENI removes its namespace.
         self.aws("ec2", "delete-network-interface", "--network-interface-id", e3["NetworkInterfaceId"])
