@@ -479,11 +479,13 @@ Status NetworkController::reconcile() {
       // next pass makes it whole.
       if (!note(net::ip_batch(e.router, fmt::format("link set {} master {}\nlink set {} up\n", e.veth, e.bridge, e.veth)), ns) ||
           !note(net::ip_batch(ns, fmt::format("link set pier-eth0 address {}\naddr add {} dev pier-eth0\n"
-                                              "link set pier-eth0 up\nroute add default via {}\n",
-                                              e.mac, e.address, e.gateway)), ns)) {
+                                              "link set pier-eth0 up\nroute add default via {}\n"
+                                              "addr replace {}/32 dev lo\n",
+                                              e.mac, e.address, e.gateway, kLinkLocal)), ns)) {
         (void)net::ip_batch_force(ns, "link del pier-eth0\n");
         continue;
       }
+      applied_[ns + "/linklocal"] = kLinkLocal;  // (in the same batch)
     }
     if (!e.nat_gateway.empty()) {
       // Forwards what its subnet's routes send it, from its own address.
