@@ -69,7 +69,18 @@ if [[ $EUID -eq 0 ]]; then
     sleep 0.1
   done
   run build/bin/pier --endpoint "$ENDPOINT" net exec "$ENI" -- ip -4 -o addr show pier-eth0
-  run build/bin/pier --endpoint "$ENDPOINT" net exec "$ENI" -- ip route get 198.18.0.10
+  # The VPC's resolver names the service; the NAT gateway takes the ENI to
+  # its public endpoint, where pierd answers with a certificate of pier's CA.
+  run build/bin/pier --endpoint "$ENDPOINT" net exec "$ENI" -- getent hosts ssmmessages.us-east-1.amazonaws.com
+  for _ in $(seq 50); do
+    build/bin/pier --endpoint "$ENDPOINT" net exec "$ENI" -- curl -s -o /dev/null --max-time 2 \
+      --cacert "$HOME_DIR/ca/ca.pem" https://ssmmessages.us-east-1.amazonaws.com/ && break
+    sleep 0.2
+  done
+  run build/bin/pier --endpoint "$ENDPOINT" net exec "$ENI" -- curl -s --cacert "$HOME_DIR/ca/ca.pem" \
+    -w '\nHTTP %{http_code}, certificate verified against pier CA\n' https://ssmmessages.us-east-1.amazonaws.com/
+  echo "The endpoint's access log ($HOME_DIR/endpoint-access.log) shows the NAT gateway's address:"
+  tail -n 1 "$HOME_DIR/endpoint-access.log"; echo
 fi
 echo "A shell on that target, with the AWS CLI and pier's session-manager-plugin:"
 echo "  aws --endpoint-url $ENDPOINT ssm start-session --target mi-0de000000000demo0"
