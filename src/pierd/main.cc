@@ -203,6 +203,7 @@ int main(int argc, char** argv) {
   for (size_t i = 1; i < contexts.size(); ++i) pool.emplace_back([c = contexts[i].get()] { c->run(); });
   ioc.run();
   for (auto& t : pool) t.join();
+  network.reset();  // its thread calls into the listeners, which go next
   log->info("stopped");
   return 0;
 }

@@ -197,6 +197,9 @@ AWS_OUTSIDE_ENUMS = {
     ("AttachmentStatus", "available"),
     # CreateNetworkInterface: a new ENI is "pending" until it is ready.
     ("NetworkInterfaceStatus", "pending"),
+    # A VPC endpoint's State is lower case on AWS ("pending", "available",
+    # "deleting"; Terraform's waiters expect those); the enum says Pending, ….
+    ("State", "pending"), ("State", "available"), ("State", "deleting"), ("State", "deleted"),
 }
 
 

@@ -11,13 +11,7 @@ import unittest
 
 from botocore.exceptions import ClientError
 
-import pier_harness
 from pier_harness import PierTestCase
-
-# EC2 answers a VPC endpoint's State in lower case ("pending", "available",
-# "deleting"; Terraform's waiters expect those), which the model's enum
-# (Pending, Available, …) leaves out.
-pier_harness.AWS_OUTSIDE_ENUMS.update({("State", v) for v in ("pending", "available", "deleting", "deleted")})
 
 FULL_ACCESS = '{"Version":"2008-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}'
 SSM = "com.amazonaws.us-east-1.ssm"
