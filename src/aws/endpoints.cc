@@ -21,6 +21,8 @@ constexpr std::string_view kRegions[] = {"us-east-1",      "us-east-2",      "us
 // Services whose private DNS name covers every name below it (an account's
 // registry, a bucket): *.dkr.ecr…, *.s3….
 bool takes_subdomains(const EndpointService& s) { return s.name == "ecr.dkr" || s.name == "s3"; }
+// Services whose hosts are numbered: ecs-a-1.us-east-1.amazonaws.com, ….
+bool numbered(const EndpointService& s) { return s.name == "ecs-agent" || s.name == "ecs-telemetry"; }
 
 std::vector<EndpointService> make_catalog() {
   struct Row {
@@ -81,6 +83,7 @@ std::vector<std::string> EndpointService::private_dns_names(std::string_view reg
     if (name == "s3") return {fmt::format("s3.{}.amazonaws.com", region), fmt::format("*.s3.{}.amazonaws.com", region)};
     return {fmt::format("*.{}.{}.amazonaws.com", dns_label, region)};
   }
+  if (numbered(*this)) return {fmt::format("{}-*.{}.amazonaws.com", dns_label, region)};
   return {fmt::format("{}.{}.amazonaws.com", dns_label, region)};
 }
 
@@ -107,6 +110,8 @@ const EndpointService* find_endpoint_service(std::string_view service_name, std:
     if (s.name == rest) return &s;
   return nullptr;
 }
+
+std::vector<std::string> known_regions() { return {std::begin(kRegions), std::end(kRegions)}; }
 
 int region_octet(std::string_view region) {
   for (size_t i = 0; i < std::size(kRegions); ++i)
@@ -142,7 +147,9 @@ std::optional<NameMatch> match_service_name(std::string_view raw) {
     return std::nullopt;
   }
   for (const auto& s : endpoint_services()) {
-    if (prefix == s.dns_label || (s.name == "ecr.api" && prefix == "ecr") ||
+    bool numbered_host = numbered(s) && prefix.starts_with(s.dns_label + "-") && prefix.size() > s.dns_label.size() + 1 &&
+                         prefix.substr(s.dns_label.size() + 1).find_first_not_of("0123456789") == std::string_view::npos;
+    if (prefix == s.dns_label || numbered_host || (s.name == "ecr.api" && prefix == "ecr") ||
         (takes_subdomains(s) && prefix.ends_with("." + s.dns_label)))
       return NameMatch{&s, region};
   }
@@ -161,7 +168,8 @@ std::optional<std::string> match_endpoint_dns_name(std::string_view raw) {
 std::vector<std::string> certificate_names(std::string_view region) {
   std::vector<std::string> out;
   for (const auto& s : endpoint_services()) {
-    for (auto& n : s.private_dns_names(region)) out.push_back(n);
+    for (auto& n : s.private_dns_names(region))
+      out.push_back(numbered(s) ? fmt::format("*.{}.amazonaws.com", region) : n);
     out.push_back(fmt::format("*.{}.{}.vpce.amazonaws.com", s.dns_label, region));
   }
   if (region == "us-east-1") {

@@ -40,6 +40,8 @@ const std::vector<EndpointService>& endpoint_services();
 // By "com.amazonaws.REGION.NAME" in that region.
 const EndpointService* find_endpoint_service(std::string_view service_name, std::string_view region);
 
+// The regions DescribeRegions lists (each has an octet of its own).
+std::vector<std::string> known_regions();
 // The third octet of the region's public addresses.
 int region_octet(std::string_view region);
 // The range every public address is in (one /24 per region).

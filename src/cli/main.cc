@@ -206,7 +206,9 @@ int run_net_exec(const client::Endpoint& ep, const std::string& eni, const std::
   // command gets a mount namespace of its own in which /etc/resolv.conf says
   // so (nothing changes for anyone else); a VPC without DNS support has none.
   std::string resolver = sfield(v.as_object(), "resolver");
-  if (unshare(CLONE_NEWNS) == 0 && mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) == 0) {
+  if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
+    fmt::print(stderr, "pier: /etc/resolv.conf stays the host's: {}\n", std::strerror(errno));
+  } else {
     char path[] = "/tmp/pier-resolv-XXXXXX";
     int rf = mkstemp(path);
     if (rf >= 0) {

@@ -578,8 +578,12 @@ Status NetworkController::reconcile() {
     if (!plan.routers.count(ns) || !net::netns_exists(ns)) continue;
     const auto* svc_def = aws::find_endpoint_service(svc::get_string(ep->doc, "ServiceName"), ep->region);
     if (!svc_def) continue;
-    want["gwe/" + ep->id] = ListenerSpec{ListenerSpec::Kind::kHttps, ns, svc_def->public_address(ep->region), 443,
-                                         ep->account, ep->region, ep->vpc_id, ep->id};
+    // One listener per VPC and service (AWS allows two endpoints of a
+    // service in a VPC, on different tables); the first endpoint owns it.
+    std::string key = "gwe/" + ep->vpc_id + "/" + svc_def->name;
+    if (want.count(key)) continue;
+    want[key] = ListenerSpec{ListenerSpec::Kind::kHttps, ns, svc_def->public_address(ep->region), 443,
+                             ep->account, ep->region, ep->vpc_id, ep->id};
   }
   if (!plan.internet.empty() && net::netns_exists(plan.internet))
     want["inet"] = ListenerSpec{ListenerSpec::Kind::kHttps, plan.internet, "0.0.0.0", 443, "", "", "", "internet"};

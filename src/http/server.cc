@@ -167,6 +167,9 @@ awaitable<void> Server::accept_loop(std::shared_ptr<Listener> l) {
     if (ec) {
       if (stopping_ || ec == asio::error::operation_aborted || !l->acceptor.is_open()) co_return;
       log::get("http")->warn("accept on {}: {}", l->options.name, ec.message());
+      // (out of descriptors, say: do not spin the context that also serves DNS and signals)
+      asio::steady_timer pause(l->acceptor.get_executor(), std::chrono::milliseconds(100));
+      co_await pause.async_wait(kTuple);
       continue;
     }
     if (stopping_) co_return;
@@ -217,19 +220,34 @@ awaitable<void> Server::serve(std::shared_ptr<Conn> conn, tcp::socket socket, st
     auto local = socket.local_endpoint(ec);
     if (!ec) peer.local_address = local.address().to_string();
   }
-  if (l->options.on_accept) l->options.on_accept(peer);
-  if (l->options.tls) {
-    TlsStream stream(beast::tcp_stream(std::move(socket)), *l->options.tls);
-    conn->lowest = &beast::get_lowest_layer(stream);
-    conn->lowest->expires_after(options_.read_timeout);
-    auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kTuple);
-    if (!ec) co_await serve_http(conn, stream, peer);
-    if (conn->lowest) conn->lowest->close();
-  } else {
-    beast::tcp_stream stream(std::move(socket));
-    conn->lowest = &stream;
-    co_await serve_http(conn, stream, peer);
-    if (conn->lowest) conn->lowest->close();
+  // However this frame goes (an exception, or an io_context destroyed with
+  // it inside), nothing points into it any more.
+  struct Done {
+    std::shared_ptr<Conn> conn;
+    ~Done() { conn->lowest = nullptr; }
+  } done{conn};
+  try {
+    if (l->options.on_accept) l->options.on_accept(peer);
+    if (l->options.tls) {
+      TlsStream stream(beast::tcp_stream(std::move(socket)), *l->options.tls);
+      conn->lowest = &beast::get_lowest_layer(stream);
+      conn->lowest->expires_after(options_.read_timeout);
+      auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kTuple);
+      if (!ec) co_await serve_http(conn, stream, peer);
+      if (conn->lowest) {
+        // close_notify, so that clients reading to the end see a clean end.
+        conn->lowest->expires_after(std::chrono::seconds(2));
+        co_await stream.async_shutdown(kTuple);  // (an error just means the peer went first)
+        if (conn->lowest) conn->lowest->close();
+      }
+    } else {
+      beast::tcp_stream stream(std::move(socket));
+      conn->lowest = &stream;
+      co_await serve_http(conn, stream, peer);
+      if (conn->lowest) conn->lowest->close();
+    }
+  } catch (const std::exception& e) {
+    log::get("http")->error("connection from {} on {}: {}", peer.address, peer.listener, e.what());
   }
   conn->lowest = nullptr;
   untrack(conn);
@@ -298,7 +316,13 @@ awaitable<void> Server::serve_http(std::shared_ptr<Conn> conn, Stream& stream, c
 
     Request req = parser.release();
     if (upgrade_ && beast::websocket::is_upgrade(req)) {
-      Upgrade up = upgrade_(req, peer);
+      Upgrade up;
+      try {
+        up = upgrade_(req, peer);
+      } catch (const std::exception& e) {
+        log::get("http")->error("upgrade handler threw: {}", e.what());
+        up.refuse = make_response(req.version(), bhttp::status::internal_server_error, "text/plain", "internal error\n");
+      }
       if (up.refuse || !up.run) {
         Response res = up.refuse ? std::move(*up.refuse)
                                  : make_response(req.version(), bhttp::status::not_found,

@@ -18,7 +18,7 @@ namespace pier::pierd {
 using controllers::ListenerSpec;
 
 AccessLog::AccessLog(const std::string& path) : path_(path) {
-  f_ = std::fopen(path.c_str(), "a");
+  f_ = std::fopen(path.c_str(), "ae");  // (not inherited by ip and nft)
   if (!f_) log::get("pierd")->warn("access log {}: cannot open", path);
 }
 
@@ -91,6 +91,10 @@ Result<std::shared_ptr<boost::asio::ssl::context>> NamespaceListeners::context_f
 
 Result<std::shared_ptr<boost::asio::ssl::context>> NamespaceListeners::sni_context() {
   if (sni_) return sni_;
+  // Every known region's certificate is made here, on the controller's
+  // thread; a handshake only picks one (a client's SNI never makes one).
+  for (const auto& r : aws::known_regions())
+    if (auto c = context_for(r); !c.ok()) return c.error();
   PIER_ASSIGN(auto ctx, ca_->server_context(aws::certificate_names("us-east-1")));
   auto callback = +[](SSL* ssl, int*, void* arg) -> int {
     auto* self = static_cast<NamespaceListeners*>(arg);
@@ -98,8 +102,12 @@ Result<std::shared_ptr<boost::asio::ssl::context>> NamespaceListeners::sni_conte
     if (!name) return SSL_TLSEXT_ERR_OK;  // the default: us-east-1's names
     std::string region = region_of(name);
     if (region.empty() || region == "us-east-1") return SSL_TLSEXT_ERR_OK;
-    auto other = self->context_for(region);
-    if (other.ok()) SSL_set_SSL_CTX(ssl, (*other)->native_handle());
+    std::shared_ptr<boost::asio::ssl::context> other;
+    {
+      std::lock_guard lock(self->mu_);
+      if (auto it = self->contexts_.find(region); it != self->contexts_.end()) other = it->second;
+    }
+    if (other) SSL_set_SSL_CTX(ssl, other->native_handle());
     return SSL_TLSEXT_ERR_OK;
   };
   SSL_CTX_set_tlsext_servername_callback(ctx->native_handle(), callback);

@@ -55,9 +55,12 @@ class Store {
     Lease lease(*this);
     if (!lease.db) return Error::internal("store: no reader connection");
     if (auto s = lease.db->begin_read(); !s.ok()) return std::move(s).error();
-    auto r = f(*lease.db);
-    lease.db->end_read();
-    return r;
+    // A throw inside f must not leave this thread's reader inside its transaction.
+    struct End {
+      Db* db;
+      ~End() { db->end_read(); }
+    } end{lease.db};
+    return f(*lease.db);
   }
 
   int schema_version() const { return schema_version_; }

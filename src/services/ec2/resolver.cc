@@ -12,10 +12,9 @@ namespace pier::svc::ec2 {
 
 namespace {
 
-bool live(const json::object& endpoint) {
-  auto state = get_string(endpoint, "State");
-  return state == "available" || state == "pending";
-}
+// Private DNS takes over once the endpoint is available (its ENIs answer),
+// as on AWS; until then the name stays the public one.
+bool live(const json::object& endpoint) { return get_string(endpoint, "State") == "available"; }
 
 // The private addresses of an endpoint's ENIs (only those in `zone` when given).
 Result<std::vector<std::string>> endpoint_addresses(store::Db& db, const Scope& s, const json::object& endpoint,
@@ -23,6 +22,7 @@ Result<std::vector<std::string>> endpoint_addresses(store::Db& db, const Scope& 
   std::vector<std::string> out;
   if (const auto* ids = get_array(endpoint, "NetworkInterfaceIds"))
     for (const auto& id : *ids) {
+      if (!id.is_string()) continue;
       PIER_ASSIGN(auto eni, load(db, s, std::string(id.as_string())));
       if (!eni) continue;
       if (!zone.empty() && get_string(eni->doc, "AvailabilityZone") != zone) continue;
