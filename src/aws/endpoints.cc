@@ -55,6 +55,7 @@ std::vector<EndpointService> make_catalog() {
       {"sns", "sns", true, false},
       {"dynamodb", "dynamodb", false, true},
       {"elasticloadbalancing", "elasticloadbalancing", true, false},
+      {"iam", "iam", false, false},  // global (iam.amazonaws.com); no endpoint service
   };
   std::vector<EndpointService> out;
   int i = 0;
@@ -140,8 +141,10 @@ std::optional<NameMatch> match_service_name(std::string_view raw) {
   if (looks_like_region(last) && dot != std::string_view::npos) {
     region = std::string(last);
     prefix = head.substr(0, dot);
-  } else if (head == "s3" || head.ends_with(".s3")) {
-    region = "us-east-1";  // s3.amazonaws.com and bucket.s3.amazonaws.com: the global names
+  } else if (head == "s3" || head.ends_with(".s3") || head == "sts" || head == "iam") {
+    // The global names — s3.amazonaws.com (and buckets under it),
+    // sts.amazonaws.com, iam.amazonaws.com — are us-east-1's.
+    region = "us-east-1";
     prefix = head;
   } else {
     return std::nullopt;
@@ -175,6 +178,8 @@ std::vector<std::string> certificate_names(std::string_view region) {
   if (region == "us-east-1") {
     out.push_back("s3.amazonaws.com");
     out.push_back("*.s3.amazonaws.com");
+    out.push_back("sts.amazonaws.com");
+    out.push_back("iam.amazonaws.com");
   }
   out.push_back(fmt::format("ecr.{}.amazonaws.com", region));
   std::sort(out.begin(), out.end());

@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <thread>
+
 #include <boost/json.hpp>
 
 #include "aws/endpoints.h"
@@ -168,12 +170,14 @@ void NamespaceListeners::close(const std::string& key, Up& up) {
 
 std::set<std::string> NamespaceListeners::apply(const std::map<std::string, ListenerSpec>& want) {
   auto log = log::get("pierd");
+  std::set<std::string> closed;
   for (auto it = up_.begin(); it != up_.end();) {
     auto w = want.find(it->first);
     // Gone, changed, or its namespace made anew (a socket stays in the one it was made in).
     if (w == want.end() || !(w->second == it->second.spec) || netns_inode(w->second.netns) != it->second.netns_inode) {
       log->info("listener {} closed", it->first);
       close(it->first, it->second);
+      closed.insert(it->first);
       it = up_.erase(it);
     } else {
       ++it;
@@ -186,7 +190,14 @@ std::set<std::string> NamespaceListeners::apply(const std::map<std::string, List
       continue;
     }
     Up up;
-    if (auto s = open(key, spec, up); !s.ok()) {
+    auto s = open(key, spec, up);
+    if (!s.ok() && closed.count(key)) {
+      // Its old socket (closed just now, on the server's thread) may still hold the port.
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      up = Up{};
+      s = open(key, spec, up);
+    }
+    if (!s.ok()) {
       log->warn("listener {} ({} {}:{}): {}", key, spec.netns, spec.address, spec.port, s.error().message);
       continue;
     }

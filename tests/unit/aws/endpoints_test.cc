@@ -23,6 +23,12 @@ TEST(EndpointCatalog, ServiceNamesMatchTheirServiceAndRegion) {
   ASSERT_TRUE(m);
   EXPECT_EQ(m->service->name, "s3");
   EXPECT_EQ(m->region, "us-east-1");
+  m = match_service_name("sts.amazonaws.com");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->service->name + "/" + m->region, "sts/us-east-1");
+  m = match_service_name("iam.amazonaws.com");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->service->name + "/" + m->region, "iam/us-east-1");
   m = match_service_name("ecs-a-3.us-east-1.amazonaws.com");
   ASSERT_TRUE(m);
   EXPECT_EQ(m->service->name, "ecs-agent");
