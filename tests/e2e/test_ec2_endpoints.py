@@ -352,6 +352,9 @@ class GatewayEndpoints(EndpointTest):
         self.assertIn(route, routes(main))
         found = self.ec2.describe_route_tables(Filters=[{"Name": "route.gateway-id", "Values": [eid]}])["RouteTables"]
         self.assertEqual([t["RouteTableId"] for t in found], [main])
+        found = self.ec2.describe_route_tables(Filters=[{"Name": "route.destination-prefix-list-id",
+                                                         "Values": [pl]}])["RouteTables"]
+        self.assertEqual([t["RouteTableId"] for t in found], [main])
 
         before = self.state()
         # One route per prefix list in a table.

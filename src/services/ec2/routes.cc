@@ -216,6 +216,8 @@ void add_route_table_actions(const AddAction& add, store::Store& store) {
                       {"association.subnet-id", list_field("Associations", "SubnetId")},
                       {"association.route-table-association-id", list_field("Associations", "RouteTableAssociationId")},
                       {"route.destination-cidr-block", list_field("Routes", "DestinationCidrBlock")},
+                      {"route.destination-prefix-list-id", list_field("Routes", "DestinationPrefixListId")},
+                      {"route.origin", list_field("Routes", "Origin")},
                       {"route.gateway-id", list_field("Routes", "GatewayId")},
                       {"route.nat-gateway-id", list_field("Routes", "NatGatewayId")},
                       {"route.state", list_field("Routes", "State")}};
