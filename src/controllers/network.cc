@@ -13,6 +13,7 @@
 #include "common/strings.h"
 #include "services/ec2/cidr.h"
 #include "services/ec2/ec2.h"
+#include "services/ec2/resolver.h"
 #include "services/util.h"
 
 namespace pier::controllers {
@@ -107,9 +108,7 @@ std::string NetworkController::eni_resolver(const std::string& eni_id) const {
     PIER_ASSIGN(bool found, st->step());
     if (!found) return std::string();
     PIER_ASSIGN(auto vpc, svc::parse_object(st->text(0)));
-    auto c = Cidr::parse(svc::get_string(vpc, "CidrBlock"));
-    if (!c || !svc::get_bool(vpc, "_EnableDnsSupport")) return std::string();
-    return c->address(2);
+    return svc::ec2::resolver_address(vpc);
   });
   return r.ok() ? *r : std::string();
 }
@@ -155,10 +154,9 @@ constexpr const char* kIgwInternetSide = "169.254.252.2";
 // Where the public endpoints of the AWS services live in the internet
 // namespace (pierd serves them there).
 constexpr const char* kServiceRange = aws::kPublicRange;
-// Where every ENI reaches pierd for credentials and task metadata, as on
-// Fargate: an address of its own namespace, so the path tells pierd which ENI
-// asks, and no route of the VPC is involved.
-constexpr const char* kLinkLocal = "169.254.170.2";
+// 169.254.170.2, as on Fargate: an address of the ENI's own namespace, so the
+// path tells pierd which ENI asks, and no route of the VPC is involved.
+constexpr const char* kLinkLocal = kLinkLocalAddress;
 
 std::string table_routes(const Row& table, const Plan& plan, const Router& router,
                          const std::map<std::string, const Row*>& by_id, int number) {
@@ -205,8 +203,7 @@ Plan make_plan(const std::vector<Row>& rows, const std::string& prefix) {
     if (r.type == "vpc") {
       auto& router = plan.routers[prefix + r.id];
       router.vpc = &r;
-      auto c = Cidr::parse(svc::get_string(r.doc, "CidrBlock"));
-      if (c && svc::get_bool(r.doc, "_EnableDnsSupport")) router.resolver = c->address(2);
+      router.resolver = svc::ec2::resolver_address(r.doc);
     }
   std::map<std::string, std::string> endpoint_of_eni;
   for (const auto& r : rows)

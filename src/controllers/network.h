@@ -32,6 +32,9 @@
 
 namespace pier::controllers {
 
+// Where every ENI reaches pierd (credentials, task metadata), in its own namespace.
+inline constexpr const char* kLinkLocalAddress = "169.254.170.2";
+
 // A socket pierd serves from inside one of the controller's namespaces.
 struct ListenerSpec {
   enum class Kind { kDns, kHttp, kHttps };

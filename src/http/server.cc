@@ -226,6 +226,7 @@ awaitable<void> Server::serve(std::shared_ptr<Conn> conn, tcp::socket socket, st
     std::shared_ptr<Conn> conn;
     ~Done() { conn->lowest = nullptr; }
   } done{conn};
+  const Handler& handler = l->options.handler ? l->options.handler : handler_;
   try {
     if (l->options.on_accept) l->options.on_accept(peer);
     if (l->options.tls) {
@@ -233,7 +234,7 @@ awaitable<void> Server::serve(std::shared_ptr<Conn> conn, tcp::socket socket, st
       conn->lowest = &beast::get_lowest_layer(stream);
       conn->lowest->expires_after(options_.read_timeout);
       auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, kTuple);
-      if (!ec) co_await serve_http(conn, stream, peer);
+      if (!ec) co_await serve_http(conn, stream, peer, handler);
       if (conn->lowest) {
         // close_notify, so that clients reading to the end see a clean end.
         conn->lowest->expires_after(std::chrono::seconds(2));
@@ -243,7 +244,7 @@ awaitable<void> Server::serve(std::shared_ptr<Conn> conn, tcp::socket socket, st
     } else {
       beast::tcp_stream stream(std::move(socket));
       conn->lowest = &stream;
-      co_await serve_http(conn, stream, peer);
+      co_await serve_http(conn, stream, peer, handler);
       if (conn->lowest) conn->lowest->close();
     }
   } catch (const std::exception& e) {
@@ -254,7 +255,8 @@ awaitable<void> Server::serve(std::shared_ptr<Conn> conn, tcp::socket socket, st
 }
 
 template <class Stream>
-awaitable<void> Server::serve_http(std::shared_ptr<Conn> conn, Stream& stream, const Peer& peer) {
+awaitable<void> Server::serve_http(std::shared_ptr<Conn> conn, Stream& stream, const Peer& peer,
+                                   const Handler& handler) {
   beast::flat_buffer buffer;
   for (;;) {
     bhttp::request_parser<bhttp::string_body> parser;
@@ -353,7 +355,7 @@ awaitable<void> Server::serve_http(std::shared_ptr<Conn> conn, Stream& stream, c
     }
     Response res;
     try {
-      res = handler_(req, peer);
+      res = handler(req, peer);
     } catch (const std::exception& e) {
       // Handlers return errors as results; an exception here is a bug. Answer
       // 500 rather than lose the connection, and log it loudly.

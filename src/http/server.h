@@ -87,6 +87,7 @@ struct ListenOptions {
   std::string name;                          // Peer::listener; unique among the server's listeners
   std::shared_ptr<asio::ssl::context> tls;   // TLS when set
   std::function<void(const Peer&)> on_accept;  // each connection, as it comes (on its thread)
+  Handler handler;                             // this listener's requests, instead of the server's handler
 };
 
 class Server {
@@ -121,7 +122,8 @@ class Server {
   asio::awaitable<void> accept_loop(std::shared_ptr<Listener> l);
   asio::awaitable<void> serve(std::shared_ptr<Conn> conn, tcp::socket socket, std::shared_ptr<Listener> l);
   template <class Stream>
-  asio::awaitable<void> serve_http(std::shared_ptr<Conn> conn, Stream& stream, const Peer& peer);
+  asio::awaitable<void> serve_http(std::shared_ptr<Conn> conn, Stream& stream, const Peer& peer,
+                                   const Handler& handler);
   void track(const std::shared_ptr<Conn>& c);
   void untrack(const std::shared_ptr<Conn>& c);
 

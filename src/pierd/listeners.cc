@@ -145,6 +145,9 @@ Status NamespaceListeners::open(const std::string& key, const ListenerSpec& spec
   }
   http::ListenOptions o;
   o.name = key;
+  // 169.254.170.2 in an ENI's namespace answers for that ENI alone.
+  if (spec.address == controllers::kLinkLocalAddress)
+    o.handler = [eni = spec.owner](http::Request& req, const http::Peer&) { return link_local(req, eni); };
   if (spec.kind == ListenerSpec::Kind::kHttps) {
     if (spec.region.empty()) {
       PIER_ASSIGN(o.tls, sni_context());

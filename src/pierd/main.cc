@@ -99,8 +99,6 @@ int main(int argc, char** argv) {
   // default public URL); the server serves nothing before start().
   std::unique_ptr<pier::pierd::Services> services;
   pier::http::Server server(context_ptrs, [&services](pier::http::Request& req, const pier::http::Peer& peer) {
-    // 169.254.170.2 inside an ENI's namespace: the listener names the ENI.
-    if (peer.listener.starts_with("meta/")) return pier::pierd::link_local(req, peer.listener.substr(5));
     return services->dispatcher().handle(req, peer);
   });
   auto ep = server.listen(host, port);

@@ -15,6 +15,7 @@ import time
 import unittest
 
 import boto3
+import botocore.exceptions
 import botocore.session
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -320,3 +321,9 @@ class PierTestCase(unittest.TestCase):
 
     def checked(self, service, **kw):
         return ShapeChecked(self.pierd.client(service, **kw), self)
+
+    def error(self, fn, **kw):
+        """The AWS error code and message of a call that must fail."""
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            fn(**kw)
+        return e.exception.response["Error"]["Code"], e.exception.response["Error"]["Message"]

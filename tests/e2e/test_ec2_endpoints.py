@@ -25,11 +25,6 @@ class EndpointTest(PierTestCase):
         super().setUp()
         self.ec2 = self.checked("ec2")
 
-    def error(self, fn, **kw):
-        with self.assertRaises(ClientError) as e:
-            fn(**kw)
-        return e.exception.response["Error"]["Code"], e.exception.response["Error"]["Message"]
-
     def network(self, hostnames=False):
         """A VPC with subnets a (us-east-1a), b (us-east-1b) and a2 (us-east-1a)."""
         vid = self.ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]

@@ -6,7 +6,6 @@ nothing."""
 import json
 import unittest
 
-from botocore.exceptions import ClientError
 
 from pier_harness import PierTestCase
 
@@ -15,11 +14,6 @@ class Ec2Test(PierTestCase):
     def setUp(self):
         super().setUp()
         self.ec2 = self.checked("ec2")
-
-    def error(self, fn, **kw):
-        with self.assertRaises(ClientError) as e:
-            fn(**kw)
-        return e.exception.response["Error"]["Code"], e.exception.response["Error"]["Message"]
 
     def make_vpc(self, cidr="10.0.0.0/16", name="main"):
         return self.ec2.create_vpc(CidrBlock=cidr, TagSpecifications=[

@@ -51,6 +51,11 @@ std::string hostname_address(const std::string& name, const std::string& region)
 
 }  // namespace
 
+std::string resolver_address(const json::object& vpc) {
+  auto c = Cidr::parse(get_string(vpc, "CidrBlock"));
+  return c && get_bool(vpc, "_EnableDnsSupport") ? c->address(2) : std::string();
+}
+
 Result<DnsAnswer> resolve_in_vpc(store::Db& db, const std::string& account, const std::string& region,
                                  const std::string& vpc_id, const std::string& raw_name) {
   Scope s{account, region};

@@ -16,9 +16,15 @@
 #include <string>
 #include <vector>
 
+#include <boost/json.hpp>
+
 #include "store/db.h"
 
 namespace pier::svc::ec2 {
+
+// Where the VPC's resolver is: its base address + 2; "" when the VPC (its
+// Describe document, as stored) has DNS support off.
+std::string resolver_address(const boost::json::object& vpc);
 
 struct DnsAnswer {
   bool exists = false;                 // false: NXDOMAIN
