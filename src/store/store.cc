@@ -75,6 +75,34 @@ CREATE TABLE ec2_defaults (
   account TEXT NOT NULL, region TEXT NOT NULL, vpc_id TEXT NOT NULL,
   PRIMARY KEY (account, region));
 )sql",
+      // 4: ECS tasks and services (the task controller's desired state and
+      // what it found), and CloudWatch Logs.
+      R"sql(
+CREATE TABLE ecs_tasks (
+  account TEXT NOT NULL, region TEXT NOT NULL, id TEXT NOT NULL, arn TEXT NOT NULL UNIQUE,
+  cluster TEXT NOT NULL, service TEXT NOT NULL, last_status TEXT NOT NULL,
+  desired_status TEXT NOT NULL, created REAL NOT NULL, doc TEXT NOT NULL,
+  PRIMARY KEY (account, region, id));
+CREATE INDEX ecs_tasks_by_cluster ON ecs_tasks (account, region, cluster, service);
+CREATE INDEX ecs_tasks_live ON ecs_tasks (last_status);
+CREATE TABLE ecs_services (
+  account TEXT NOT NULL, region TEXT NOT NULL, cluster TEXT NOT NULL, name TEXT NOT NULL,
+  arn TEXT NOT NULL UNIQUE, status TEXT NOT NULL, created REAL NOT NULL, doc TEXT NOT NULL,
+  PRIMARY KEY (account, region, cluster, name));
+CREATE TABLE logs_groups (
+  account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL, created INTEGER NOT NULL,
+  doc TEXT NOT NULL,
+  PRIMARY KEY (account, region, name));
+CREATE TABLE logs_streams (
+  account TEXT NOT NULL, region TEXT NOT NULL, grp TEXT NOT NULL, name TEXT NOT NULL,
+  created INTEGER NOT NULL, doc TEXT NOT NULL,
+  PRIMARY KEY (account, region, grp, name));
+CREATE TABLE logs_events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  account TEXT NOT NULL, region TEXT NOT NULL, grp TEXT NOT NULL, stream TEXT NOT NULL,
+  ts INTEGER NOT NULL, ingested INTEGER NOT NULL, message TEXT NOT NULL);
+CREATE INDEX logs_events_by_stream ON logs_events (account, region, grp, stream, ts);
+)sql",
   };
   return kMigrations;
 }

@@ -1,0 +1,1 @@
+#include "services/logs/logs.h"
