@@ -3,6 +3,7 @@
 #include "services/ec2/ec2.h"
 #include "services/ecs/ecs.h"
 #include "services/iam/iam.h"
+#include "services/logs/logs.h"
 #include "services/ssm/journal.h"
 #include "services/ssm/ssm.h"
 #include "services/sts/sts.h"
@@ -17,7 +18,8 @@ struct Builtins {
         iam(store, clock, svc::iam::Config{}),
         identities(store, iam),
         sts(store, iam, clock),
-        ecs(store),
+        ecs(store, on_network_change),
+        logs(store),
         ec2(store, std::move(on_network_change)),
         ssm(broker),
         dispatcher(model_dir, &identities, clock) {}
@@ -27,6 +29,7 @@ struct Builtins {
   svc::iam::Identities identities;
   svc::sts::StsService sts;
   svc::ecs::EcsService ecs;
+  svc::logs::LogsService logs;
   svc::ec2::Ec2Service ec2;
   svc::ssm::SsmService ssm;
   aws::Dispatcher dispatcher;
@@ -43,6 +46,7 @@ Result<std::unique_ptr<Services>> Services::create(store::Store& store,
   PIER_TRY(d.add_service(s->b_->sts.definition()));
   PIER_TRY(d.add_service(s->b_->iam.definition()));
   PIER_TRY(d.add_service(s->b_->ecs.definition()));
+  PIER_TRY(d.add_service(s->b_->logs.definition()));
   PIER_TRY(d.add_service(s->b_->ec2.definition()));
   PIER_TRY(d.add_service(s->b_->ssm.definition()));
   for (auto& r : s->b_->ssm.channel_routes()) d.add_signed(std::move(r));

@@ -33,6 +33,24 @@ Status finish_nat_gateway(store::Db& db, const std::string& account, const std::
 // An ENI pending → available once it is wired.
 Status finish_interface(store::Db& db, const std::string& account, const std::string& region, const std::string& id);
 
+// A task's ENI, made by ECS (requester-managed, attached): the subnet's
+// lowest free address, the given groups (which must be of the subnet's VPC)
+// or the VPC's default group. Errors are EC2's (InvalidSubnetID.NotFound,
+// InvalidGroup.NotFound, …). Returns the ENI as DescribeNetworkInterfaces
+// shows it; it is "pending" until the network controller has wired it.
+Result<boost::json::object> make_task_interface(store::Db& db, const std::string& account,
+                                                const std::string& region, const std::string& subnet_id,
+                                                const std::vector<std::string>& groups,
+                                                const std::string& description);
+// An EC2 object of the type ("subnet", "security-group", "network-interface",
+// "vpc", …) as stored; nullopt if there is none.
+Result<std::optional<boost::json::object>> load_object(store::Db& db, const std::string& account,
+                                                       const std::string& region, const std::string& id,
+                                                       const std::string& type);
+// Removes a task's ENI (no error if it is gone already).
+Status delete_task_interface(store::Db& db, const std::string& account, const std::string& region,
+                             const std::string& id);
+
 // A VPC endpoint pending → available once its ENIs are wired and pierd
 // listens on them, or deleting → deleted (its ENIs removed) once its kernel
 // side is gone.

@@ -148,6 +148,38 @@ Status finish_interface(Db& db, const std::string& account, const std::string& r
   return save(db, s, *e);
 }
 
+Result<json::object> make_task_interface(Db& db, const std::string& account, const std::string& region,
+                                         const std::string& subnet_id, const std::vector<std::string>& groups,
+                                         const std::string& description) {
+  Scope s{account, region};
+  PIER_ASSIGN(auto e, make_interface(db, s, subnet_id, groups, "", description, "interface"));
+  e.doc["RequesterManaged"] = true;
+  e.doc["RequesterId"] = "578734482556";  // the account AWS's ECS uses for task ENIs
+  e.doc["Attachment"] = json::object{{"AttachmentId", "ela-attach-" + ids::hex_id(8)},
+                                     {"DeleteOnTermination", true},
+                                     {"DeviceIndex", 1},
+                                     {"InstanceOwnerId", "amazon-aws"},
+                                     {"Status", "attached"}};
+  PIER_TRY(save(db, s, e));
+  return e.doc;
+}
+
+Result<std::optional<json::object>> load_object(Db& db, const std::string& account, const std::string& region,
+                                                const std::string& id, const std::string& type) {
+  PIER_ASSIGN(auto e, load(db, Scope{account, region}, id));
+  if (!e || e->type != type) return std::optional<json::object>();
+  return std::optional<json::object>(std::move(e->doc));
+}
+
+Status delete_task_interface(Db& db, const std::string& account, const std::string& region, const std::string& id) {
+  Scope s{account, region};
+  PIER_ASSIGN(auto e, load(db, s, id));
+  if (!e) return {};
+  e->doc.erase("Attachment");
+  PIER_TRY(save(db, s, *e));
+  return delete_interface(db, s, id, true);
+}
+
 json::object interface_view(Db& db, const Scope& s, const Object& e) {
   json::object v = with_tags(db, s, e);
   v["TagSet"] = std::move(v["Tags"]);

@@ -10,6 +10,9 @@
 #include "aws/arn.h"
 #include "common/strings.h"
 #include "services/util.h"
+#include "services/ecs/internal.h"
+#include "services/ecs/services.h"
+#include "services/ecs/tasks.h"
 
 namespace pier::svc::ecs {
 
@@ -18,7 +21,7 @@ using store::Db;
 using store::Stmt;
 namespace json = boost::json;
 
-namespace {
+namespace internal {
 
 Error client(std::string msg) { return Error::invalid("ClientException", std::move(msg)); }
 Error invalid(std::string msg) { return Error::invalid("InvalidParameterException", std::move(msg)); }
@@ -109,11 +112,6 @@ Status check_tags(const json::object& in) {
 
 // ---------------------------------------------------------------- task definitions
 
-struct TdRef {
-  std::string family;
-  int64_t revision = 0;  // 0: the latest ACTIVE revision
-};
-
 Result<TdRef> parse_td_ref(const RequestContext& ctx, std::string_view ref, bool need_revision) {
   std::string_view s = ref;
   if (s.starts_with("arn:")) {
@@ -182,12 +180,6 @@ Status normalize_container(json::object& c, bool awsvpc) {
   return {};
 }
 
-// A page of a List call: maxResults (1–100, default 100) and nextToken.
-struct Page {
-  int64_t max = 100;
-  size_t offset = 0;
-};
-
 Result<Page> read_page(const json::object& in) {
   Page p;
   p.max = get_int(in, "maxResults").value_or(100);
@@ -218,7 +210,9 @@ Result<json::object> collect_page(Stmt* st, const Page& page, std::string_view k
   return out;
 }
 
-}  // namespace
+}  // namespace internal
+
+using namespace internal;
 
 // Fargate task sizes (cpu units → allowed memory in MiB).
 bool fargate_size_valid(int64_t cpu, int64_t mem) {
@@ -265,7 +259,8 @@ std::optional<int64_t> parse_memory(std::string_view s) {
   return std::nullopt;
 }
 
-EcsService::EcsService(store::Store& store) : store_(store) {}
+EcsService::EcsService(store::Store& store, std::function<void()> on_change)
+    : store_(store), on_change_(std::move(on_change)) {}
 
 aws::ServiceDef EcsService::definition() {
   aws::ServiceDef def;
@@ -614,6 +609,8 @@ aws::ServiceDef EcsService::definition() {
       return json::object{{"tags", tags}};
     });
   }, "", arn_resource});
+  add_task_actions(def, store_, on_change_);
+  add_service_actions(def, store_, on_change_);
   return def;
 }
 

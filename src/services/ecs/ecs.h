@@ -3,6 +3,8 @@
 // is in the store.
 #pragma once
 
+#include <functional>
+
 #include "aws/dispatcher.h"
 #include "store/store.h"
 
@@ -10,11 +12,14 @@ namespace pier::svc::ecs {
 
 class EcsService {
  public:
-  explicit EcsService(store::Store& store);
+  // on_change runs after every call that changed a task or service (the
+  // controllers' kick).
+  explicit EcsService(store::Store& store, std::function<void()> on_change = {});
   aws::ServiceDef definition();
 
  private:
   store::Store& store_;
+  std::function<void()> on_change_;
 };
 
 // Fargate's task sizes: whether cpu units and memory MiB form a valid pair.
