@@ -87,6 +87,7 @@ void NetworkController::run() {
       if (auto r = reconcile(); !r.ok()) log->warn("reconcile: {}", r.error().message);
       auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
       if (took > 1s) log->warn("reconcile took {} ms", took.count());
+      if (after_pass_) after_pass_();
     } catch (const std::exception& e) {
       log->error("reconcile: {}", e.what());
     }

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -62,6 +63,8 @@ class NetworkController {
 
   // Call before start(); without it nothing listens inside the namespaces.
   void set_listeners(Listeners* listeners) { listeners_ = listeners; }
+  // Runs after every pass (the task controller's kick: an ENI may be ready).
+  void set_after_pass(std::function<void()> f) { after_pass_ = std::move(f); }
   void start();
   void kick();
   // One reconcile pass, now, on the caller's thread (tests, `pier down`).
@@ -82,6 +85,7 @@ class NetworkController {
   std::condition_variable cv_;
   bool dirty_ = true, stop_ = false;
   Listeners* listeners_ = nullptr;
+  std::function<void()> after_pass_;
   std::map<std::string, std::string> applied_;  // netns → the ruleset it has (under reconcile_mu_)
   std::thread thread_;
 };

@@ -1,4 +1,5 @@
 #include "pierd/builtins.h"
+#include "pierd/builtins_impl.h"
 
 #include "services/ec2/ec2.h"
 #include "services/ecs/ecs.h"
@@ -10,30 +11,6 @@
 
 namespace pier::pierd {
 
-struct Builtins {
-  Builtins(store::Store& store, const std::string& model_dir, time::Clock clock,
-           std::string public_url, std::function<void()> on_network_change)
-      : journal(store),
-        broker(std::move(public_url), std::chrono::seconds(60), &journal),
-        iam(store, clock, svc::iam::Config{}),
-        identities(store, iam),
-        sts(store, iam, clock),
-        ecs(store, on_network_change),
-        logs(store),
-        ec2(store, std::move(on_network_change)),
-        ssm(broker),
-        dispatcher(model_dir, &identities, clock) {}
-  svc::ssm::StoreJournal journal;
-  exec::Broker broker;  // before the services: they hold references to it
-  svc::iam::IamService iam;
-  svc::iam::Identities identities;
-  svc::sts::StsService sts;
-  svc::ecs::EcsService ecs;
-  svc::logs::LogsService logs;
-  svc::ec2::Ec2Service ec2;
-  svc::ssm::SsmService ssm;
-  aws::Dispatcher dispatcher;
-};
 
 Result<std::unique_ptr<Services>> Services::create(store::Store& store,
                                                    const std::string& model_dir,

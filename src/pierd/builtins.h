@@ -23,6 +23,9 @@ class Services {
   aws::Dispatcher& dispatcher();
   // WebSocket upgrades (the exec broker's channels).
   http::Upgrade upgrade(http::Request& req, const http::Peer& peer);
+  // What 169.254.170.2 answers inside ENI `eni`'s namespace: the credentials
+  // and metadata of the task that ENI belongs to (pierd/task_endpoints.cc).
+  http::Response link_local(const http::Request& req, const std::string& eni);
 
  private:
   Services() = default;

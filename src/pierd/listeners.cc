@@ -147,7 +147,9 @@ Status NamespaceListeners::open(const std::string& key, const ListenerSpec& spec
   o.name = key;
   // 169.254.170.2 in an ENI's namespace answers for that ENI alone.
   if (spec.address == controllers::kLinkLocalAddress)
-    o.handler = [eni = spec.owner](http::Request& req, const http::Peer&) { return link_local(req, eni); };
+    o.handler = [this, eni = spec.owner](http::Request& req, const http::Peer&) {
+      return link_local_ ? link_local_(req, eni) : link_local(req, eni);
+    };
   if (spec.kind == ListenerSpec::Kind::kHttps) {
     if (spec.region.empty()) {
       PIER_ASSIGN(o.tls, sni_context());

@@ -36,10 +36,10 @@ class AccessLog {
   std::FILE* f_ = nullptr;
 };
 
-// What 169.254.170.2 answers in the namespace of ENI `eni_id`. Task
-// credentials and metadata arrive with ECS tasks; until then, only
-// GET /_pier/eni (which ENI the path belongs to) answers.
+// What 169.254.170.2 answers in the namespace of ENI `eni_id` when nothing
+// else is set: only GET /_pier/eni (which ENI the path belongs to).
 http::Response link_local(const http::Request& req, const std::string& eni_id);
+using LinkLocal = std::function<http::Response(const http::Request& req, const std::string& eni_id)>;
 
 class NamespaceListeners final : public controllers::Listeners {
  public:
@@ -48,6 +48,8 @@ class NamespaceListeners final : public controllers::Listeners {
   ~NamespaceListeners() override;
 
   std::set<std::string> apply(const std::map<std::string, controllers::ListenerSpec>& want) override;
+  // What 169.254.170.2 answers (the task credentials and metadata); before start.
+  void set_link_local(LinkLocal f) { link_local_ = std::move(f); }
 
  private:
   struct Up {
@@ -55,6 +57,7 @@ class NamespaceListeners final : public controllers::Listeners {
     unsigned long netns_inode = 0;
     std::unique_ptr<dns::Server> dns;  // or an HTTP listener named by the key
   };
+  LinkLocal link_local_;
   Status open(const std::string& key, const controllers::ListenerSpec& spec, Up& up);
   void close(const std::string& key, Up& up);
   Result<std::shared_ptr<boost::asio::ssl::context>> context_for(const std::string& region);

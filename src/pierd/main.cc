@@ -16,6 +16,10 @@
 #include "common/log.h"
 #include "http/server.h"
 #include "controllers/network.h"
+#include "controllers/tasks.h"
+#include "pierd/images_api.h"
+#include "runtime/container.h"
+#include "runtime/images.h"
 #include "pierd/listeners.h"
 #include "tls/ca.h"
 #include "net/kernel.h"
@@ -111,6 +115,7 @@ int main(int argc, char** argv) {
   // The network controller realizes the EC2 objects in the kernel; it needs
   // root (namespaces, links), so without it pierd serves the API alone.
   std::unique_ptr<pier::controllers::NetworkController> network;
+  std::unique_ptr<pier::controllers::TaskController> tasks;
   if (geteuid() == 0) {
     network = std::make_unique<pier::controllers::NetworkController>(**store, pier::net::instance_tag(home));
   } else {
@@ -124,7 +129,10 @@ int main(int argc, char** argv) {
   }
   {
     auto s = pier::pierd::Services::create(**store, models, pier::time::system_clock(), public_url,
-                                           [&network] { if (network) network->kick(); });
+                                           [&network, &tasks] {
+                                             if (network) network->kick();
+                                             if (tasks) tasks->kick();
+                                           });
     if (!s.ok()) {
       fmt::print(stderr, "pierd: {}\n", s.error().message);
       return 1;
@@ -159,12 +167,33 @@ int main(int argc, char** argv) {
   server.set_upgrade_handler([&services](pier::http::Request& req, const pier::http::Peer& peer) {
     return services->upgrade(req, peer);
   });
+  auto images = pier::runtime::ImageStore::open((std::filesystem::path(home) / "images").string());
+  if (!images.ok()) {
+    fmt::print(stderr, "pierd: images: {}\n", images.error().message);
+    return 1;
+  }
+  pier::pierd::add_image_routes(dispatcher, **images, (std::filesystem::path(home) / "uploads").string());
+  std::unique_ptr<pier::runtime::Runtime> runtime;
+  if (network) {
+    std::error_code exe_ec;
+    auto bin = std::filesystem::canonical("/proc/self/exe", exe_ec).parent_path();
+    runtime = std::make_unique<pier::runtime::Runtime>((std::filesystem::path(home) / "containers").string(),
+                                                       network->tag(), (bin / "pier-monitor").string());
+    tasks = std::make_unique<pier::controllers::TaskController>(**store, *network, **images, *runtime,
+                                                                pier::controllers::TaskController::Config{home});
+  }
   std::unique_ptr<pier::pierd::NamespaceListeners> listeners;
   if (network) {
     listeners = std::make_unique<pier::pierd::NamespaceListeners>(
         server, ioc, **store, *ca, (std::filesystem::path(home) / "endpoint-access.log").string());
     network->set_listeners(listeners.get());
+    listeners->set_link_local([&services](const pier::http::Request& req, const std::string& eni) {
+      return services->link_local(req, eni);
+    });
+    network->set_after_pass([&tasks] { if (tasks) tasks->kick(); });
+    tasks->set_on_network_change([&network] { network->kick(); });
     network->start();
+    tasks->start();
     log->info("network controller on (namespaces pier-{}-…)", network->tag());
   }
   server.start();
@@ -201,6 +230,7 @@ int main(int argc, char** argv) {
   for (size_t i = 1; i < contexts.size(); ++i) pool.emplace_back([c = contexts[i].get()] { c->run(); });
   ioc.run();
   for (auto& t : pool) t.join();
+  tasks.reset();    // containers keep running; a restarted pierd adopts them
   network.reset();  // its thread calls into the listeners, which go next
   log->info("stopped");
   return 0;

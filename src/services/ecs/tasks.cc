@@ -218,13 +218,17 @@ Result<json::object> create_task(Db& db, const NewTask& t) {
 }
 
 Status request_stop(Db&, json::object& task, const std::string& stop_code, const std::string& reason, double now) {
-  if (get_string(task, "desiredStatus") == "STOPPED") return {};
+  request_stop(task, stop_code, reason, now);
+  return {};
+}
+
+void request_stop(json::object& task, const std::string& stop_code, const std::string& reason, double now) {
+  if (get_string(task, "desiredStatus") == "STOPPED") return;
   task["desiredStatus"] = "STOPPED";
   task["stopCode"] = stop_code;
   task["stoppedReason"] = reason;
   task["stoppingAt"] = now;
   task["version"] = get_int(task, "version").value_or(1) + 1;
-  return {};
 }
 
 Result<std::vector<TaskRow>> live_tasks(Db& db) {

@@ -47,6 +47,7 @@ Result<json::object> create_task(store::Db& db, const NewTask& t);
 // the containers). No-op for a task already stopping or stopped.
 Status request_stop(store::Db& db, json::object& task, const std::string& stop_code,
                     const std::string& reason, double now);
+void request_stop(json::object& task, const std::string& stop_code, const std::string& reason, double now);
 
 struct TaskRow {
   std::string account, region, id;
