@@ -1,6 +1,8 @@
 // pier: the command people type. Talks to pierd over its AWS endpoint with the
 // same client library as the agent and the plugin (client/).
 #include <CLI/CLI.hpp>
+#include <archive.h>
+#include <archive_entry.h>
 #include <boost/asio.hpp>
 #include <boost/json.hpp>
 #include <fmt/format.h>
@@ -14,13 +16,17 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <optional>
 
 #include "client/aws_call.h"
 #include "client/credentials.h"
 #include "client/session.h"
 #include "client/transport.h"
+#include "common/strings.h"
 #include "net/kernel.h"
+#include "runtime/container.h"
 
 namespace {
 
@@ -230,11 +236,146 @@ int run_net_exec(const client::Endpoint& ep, const std::string& eni, const std::
   return 127;
 }
 
-// pier down --all --home DIR: every namespace of that instance (and with
-// them their links), whether its pierd runs or not; nothing of another's.
+// An OCI image layout directory as one tar (files and directories only, as
+// the layout has), for the upload.
+Result<std::string> pack_layout(const std::string& dir) {
+  namespace fs = std::filesystem;
+  char path[] = "/tmp/pier-layout-XXXXXX";
+  int fd = mkstemp(path);
+  if (fd < 0) return Error::internal(std::strerror(errno));
+  ::close(fd);
+  struct archive* a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  if (archive_write_open_filename(a, path) != ARCHIVE_OK) {
+    archive_write_free(a);
+    return Error::internal(fmt::format("{}: cannot write", path));
+  }
+  std::error_code ec;
+  std::vector<char> buf(1 << 16);
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const auto& p = it->path();
+    std::string rel = fs::relative(p, dir).string();
+    struct archive_entry* e = archive_entry_new();
+    archive_entry_set_pathname(e, rel.c_str());
+    bool is_dir = it->is_directory();
+    archive_entry_set_filetype(e, is_dir ? AE_IFDIR : AE_IFREG);
+    archive_entry_set_perm(e, is_dir ? 0755 : 0644);
+    archive_entry_set_size(e, is_dir ? 0 : static_cast<la_int64_t>(fs::file_size(p)));
+    archive_write_header(a, e);
+    if (!is_dir) {
+      std::ifstream in(p, std::ios::binary);
+      while (in) {
+        in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+        if (in.gcount() > 0) archive_write_data(a, buf.data(), static_cast<size_t>(in.gcount()));
+      }
+    }
+    archive_entry_free(e);
+  }
+  archive_write_close(a);
+  archive_write_free(a);
+  if (ec) return Error::internal(fmt::format("{}: {}", dir, ec.message()));
+  return std::string(path);
+}
+
+Result<json::object> pier_call(const client::Endpoint& ep, const std::string& method, const std::string& target,
+                               std::string body) {
+  PIER_ASSIGN(auto creds, credentials());
+  auto r = run(client::signed_request(ep, "pier", method, target, {{"Content-Type", "application/json"}},
+                                      std::move(body), creds));
+  if (!r.ok()) return r.error();
+  boost::system::error_code ec;
+  auto v = json::parse(r->body, ec);
+  json::object o = !ec && v.is_object() ? v.as_object() : json::object{};
+  if (r->status >= 300) {
+    std::string msg = sfield(o, "message").empty() ? sfield(o, "Message") : sfield(o, "message");
+    std::string code = sfield(o, "__type").empty() ? sfield(o, "code") : sfield(o, "__type");
+    if (auto h = code.find('#'); h != std::string::npos) code = code.substr(h + 1);
+    return Error::invalid(code.empty() ? "Error" : code, msg.empty() ? r->body : msg);
+  }
+  return o;
+}
+
+void print_image(const json::object& i) {
+  auto digest = sfield(i, "digest");
+  int64_t size = i.contains("size") && i.at("size").is_int64() ? i.at("size").as_int64() : 0;
+  fmt::print("{:<40} {:<19} {:<8} {:>8.1f} MB\n", sfield(i, "name"), digest.substr(0, 19), sfield(i, "architecture"),
+             static_cast<double>(size) / 1e6);
+}
+
+// pier image import NAME PATH | base NAME | ls | rm NAME
+int run_image(const client::Endpoint& ep, const std::string& verb, const std::string& name, const std::string& path) {
+  Result<json::object> r = json::object{};
+  if (verb == "ls") {
+    r = pier_call(ep, "GET", "/_pier/images", "");
+    if (r.ok()) {
+      fmt::print("{:<40} {:<19} {:<8} {:>11}\n", "NAME", "DIGEST", "ARCH", "SIZE");
+      if (const auto* list = r->if_contains("images"); list && list->is_array())
+        for (const auto& i : list->as_array()) print_image(i.as_object());
+      return 0;
+    }
+  } else if (verb == "rm") {
+    r = pier_call(ep, "DELETE", "/_pier/images?name=" + str::uri_encode(name, false), "");
+    if (r.ok()) {
+      fmt::print("removed {}\n", name);
+      return 0;
+    }
+  } else if (verb == "base") {
+    r = pier_call(ep, "POST", "/_pier/images/base", json::serialize(json::object{{"name", name}}));
+  } else {
+    std::string file = path, packed;
+    if (std::filesystem::is_directory(path)) {
+      auto p = pack_layout(path);
+      if (!p.ok()) {
+        fmt::print(stderr, "pier: {}\n", p.error().message);
+        return 1;
+      }
+      file = packed = *p;
+    }
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+      fmt::print(stderr, "pier: {}: {}\n", path, std::strerror(errno));
+      return 1;
+    }
+    std::string id;
+    uint64_t offset = 0;
+    std::string chunk(8 << 20, '\0');
+    bool first = true;
+    while (r.ok() && (first || in)) {
+      first = false;
+      in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+      std::string body(chunk.data(), static_cast<size_t>(in.gcount()));
+      uint64_t n = body.size();
+      r = pier_call(ep, "POST", fmt::format("/_pier/images/upload?offset={}{}", offset, id.empty() ? "" : "&id=" + id),
+                    std::move(body));
+      if (r.ok()) id = sfield(*r, "upload");
+      offset += n;
+    }
+    if (!packed.empty()) ::unlink(packed.c_str());
+    if (r.ok()) r = pier_call(ep, "POST", "/_pier/images/import", json::serialize(json::object{{"name", name}, {"upload", id}}));
+  }
+  if (!r.ok()) {
+    print_aws_error(r.error(), "image " + verb);
+    return 1;
+  }
+  if (const auto* i = r->if_contains("image"); i && i->is_object()) {
+    fmt::print("{:<40} {:<19} {:<8} {:>11}\n", "NAME", "DIGEST", "ARCH", "SIZE");
+    print_image(i->as_object());
+  }
+  return 0;
+}
+
+// pier down --all --home DIR: every container and namespace of that
+// instance (and with them their links), whether its pierd runs or not;
+// nothing of another's.
 int run_down(const std::string& home) {
-  std::string prefix = net::netns_prefix(net::instance_tag(home));
+  std::string tag = net::instance_tag(home);
+  std::string prefix = net::netns_prefix(tag);
   int failed = 0;
+  runtime::Runtime rt((std::filesystem::path(home) / "containers").string(), tag, "");
+  if (auto d = rt.destroy_all(); !d.ok()) {
+    fmt::print(stderr, "pier: {}\n", d.error().message);
+    ++failed;
+  }
   for (const auto& ns : net::list_netns(prefix)) {
     if (auto d = net::delete_netns(ns); !d.ok()) {
       fmt::print(stderr, "pier: {}\n", d.error().message);
@@ -267,6 +408,17 @@ int main(int argc, char** argv) {
   std::vector<std::string> net_command;
   net_exec->add_option("eni", eni, "the network interface (eni-…)")->required();
   net_exec->add_option("command", net_command, "the command and its arguments (after --)")->required();
+  auto* image_cmd = app.add_subcommand("image", "the images tasks run (pierd's local store)");
+  image_cmd->require_subcommand(1);
+  std::string image_name, image_path;
+  auto* image_import = image_cmd->add_subcommand("import", "import a root-filesystem tarball or an OCI image layout");
+  image_import->add_option("name", image_name, "NAME[:TAG]")->required();
+  image_import->add_option("path", image_path, "a tarball (tar, tar.gz, tar.zst) or an OCI layout (directory or tar)")->required();
+  auto* image_base = image_cmd->add_subcommand("base", "build a small image from the host's busybox-static, offline");
+  image_base->add_option("name", image_name, "NAME[:TAG]")->required();
+  auto* image_ls = image_cmd->add_subcommand("ls", "list the images");
+  auto* image_rm = image_cmd->add_subcommand("rm", "remove an image (its tag, or every tag of a digest)");
+  image_rm->add_option("name", image_name, "NAME[:TAG] or NAME@sha256:…")->required();
   auto* down = app.add_subcommand("down", "remove the kernel objects of a pierd instance");
   bool down_all = false;
   std::string down_home;
@@ -288,5 +440,9 @@ int main(int argc, char** argv) {
   if (exec_cmd->parsed()) return run_exec(ep, exec_target, exec_command);
   if (net_exec->parsed()) return run_net_exec(ep, eni, net_command);
   if (whoami->parsed()) return run_status(ep, endpoint, false);
+  if (image_import->parsed()) return run_image(ep, "import", image_name, image_path);
+  if (image_base->parsed()) return run_image(ep, "base", image_name, "");
+  if (image_ls->parsed()) return run_image(ep, "ls", "", "");
+  if (image_rm->parsed()) return run_image(ep, "rm", image_name, "");
   return run_status(ep, endpoint, status->parsed());
 }

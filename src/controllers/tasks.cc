@@ -514,13 +514,19 @@ Status TaskController::start_containers(TaskRow& t, double now) {
   (void)ov;
   (void)host_nofile;
 
+  // The runtime ids are recorded first: the metadata endpoint answers a
+  // container that asks at once, and a start cut short by a crash leaves a
+  // container this controller knows to be the task's.
+  for (auto& p : prepared) (*p.c)["runtimeId"] = p.spec.id;
+  PIER_TRY(commit(store_, t));
+  bool started_any = false;
   for (auto& p : prepared) {
     auto st = runtime_.start(p.spec);
     auto& c = *p.c;
     if (!st.ok()) {
       log->warn("task {} container {}: {}", t.id, get_string(c, "name"), st.error().message);
       std::string reason = "CannotStartContainerError: " + st.error().message;
-      if (std::any_of(prepared.begin(), prepared.end(), [](const Prepared& q) { return q.c->contains("runtimeId"); })) {
+      if (started_any) {
         // Some already run: the stop path ends them.
         c["reason"] = reason;
         c["lastStatus"] = "STOPPED";
@@ -530,7 +536,7 @@ Status TaskController::start_containers(TaskRow& t, double now) {
       }
       return fail(reason, &c);
     }
-    c["runtimeId"] = p.spec.id;
+    started_any = true;
     c["lastStatus"] = "RUNNING";
     c["_LogOffset"] = 0;
   }
