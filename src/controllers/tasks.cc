@@ -29,13 +29,6 @@ double wall_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// What the API may change while the controller works on a task: kept from
-// the store's copy when the controller writes back.
-bool api_owned(std::string_view key) {
-  return key == "desiredStatus" || key == "stopCode" || key == "stoppedReason" || key == "stoppingAt" ||
-         key == "version" || key == "tags";
-}
-
 // The container definition of a task's container, by name.
 const json::object* container_def(const json::object& task, const std::string& name) {
   const auto* td = task.if_contains("_TaskDefinition");
@@ -159,7 +152,11 @@ void TaskController::run() {
   while (!stop_) {
     dirty_ = false;
     lock.unlock();
-    if (auto s = reconcile(); !s.ok()) log->warn("task pass: {}", s.error().message);
+    try {
+      if (auto s = reconcile(); !s.ok()) log->warn("task pass: {}", s.error().message);
+    } catch (const std::exception& e) {
+      log->error("task pass: {}", e.what());
+    }
     lock.lock();
     // A second is short enough to notice exits and stop deadlines; the monitor
     // keeps every exit code meanwhile.
@@ -213,17 +210,17 @@ static Status commit(store::Store& store, TaskRow& t, const std::function<Status
   return store.write([&](store::Db& db) -> Status {
     PIER_ASSIGN(auto fresh, svc::ecs::load_task(db, t.account, t.region, t.id));
     if (!fresh) return Error::not_found("TaskNotFound", "the task is gone");
-    json::object merged = fresh->doc;
-    for (const auto& [k, v] : t.doc)
-      if (!api_owned(k)) merged[k] = v;
-    // A stop the controller decided (an essential container exited, a start
-    // failed) is kept unless the API stopped the task first.
-    if (get_string(t.doc, "desiredStatus") == "STOPPED" && get_string(merged, "desiredStatus") != "STOPPED") {
-      for (const char* k : {"desiredStatus", "stopCode", "stoppedReason", "stoppingAt"})
-        if (t.doc.contains(k)) merged[k] = t.doc.at(k);
+    // The store's copy of what the API owns wins, except a stop the
+    // controller decided (an essential container exited, a start failed)
+    // while the API had not stopped the task. t.doc is changed in place:
+    // callers hold references into it.
+    const auto& f = fresh->doc;
+    bool ours = get_string(t.doc, "desiredStatus") == "STOPPED" && get_string(f, "desiredStatus") != "STOPPED";
+    for (const char* k : {"desiredStatus", "stopCode", "stoppedReason", "stoppingAt", "version", "tags"}) {
+      if (ours && std::string_view(k) != "tags" && std::string_view(k) != "version") continue;
+      if (const auto* v = f.if_contains(k)) t.doc[k] = *v;
     }
     if (also) PIER_TRY(also(db));
-    t.doc = std::move(merged);
     return svc::ecs::save_task(db, t);
   });
 }
