@@ -187,6 +187,10 @@ std::vector<std::string> candidate_names(const ImageRef& ref) {
     out.push_back(ref.repository);
     if (ref.repository.starts_with("library/")) out.push_back(ref.repository.substr(8));
     out.push_back("docker.io/" + ref.repository);
+    if (ref.repository.find('/') == std::string::npos) {
+      out.push_back("library/" + ref.repository);
+      out.push_back("docker.io/library/" + ref.repository);
+    }
   } else if (ref.registry.empty()) {
     out.push_back("docker.io/" + ref.repository);
     if (ref.repository.find('/') == std::string::npos) out.push_back("docker.io/library/" + ref.repository);
@@ -331,6 +335,8 @@ Result<ImageRef> ImageRef::parse(std::string_view s) {
     r.digest = "sha256:" + std::string(s);
     return r;
   }
+  if (s.starts_with("sha256:") && s.find('/') == std::string_view::npos)
+    return bad("digest must be sha256:<64 hex digits>");  // not the repository "sha256"
   std::string_view rest = s;
   if (auto at = rest.find('@'); at != std::string_view::npos) {
     std::string_view d = rest.substr(at + 1);
@@ -755,10 +761,8 @@ Result<Image> ImageStore::make_base(const std::string& name, const std::string& 
     while (!p.empty() && p.front() == '/') p.erase(0, 1);
     if (p.empty() || p == "bin/busybox" || p.find("..") != std::string::npos) continue;
     links.insert(p);
-    for (auto s = p.rfind('/'); s != std::string::npos; s = p.rfind('/', s - 1)) {
+    for (auto s = p.rfind('/'); s != std::string::npos && s > 0; s = p.rfind('/', s - 1))
       dirs.insert(p.substr(0, s));
-      if (s == 0) break;
-    }
   }
   links.insert("bin/sh");
   using T = LayerEntry::Type;

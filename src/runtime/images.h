@@ -65,7 +65,8 @@ struct Image {
 class ImageStore {
  public:
   // DIR is an OCI image layout, made if missing; unpacked layers go under
-  // DIR/layers/<diff id hex>/. Leftovers in DIR/tmp/ are removed.
+  // DIR/layers/<diff id hex>/. Leftovers in DIR/tmp/ are removed, so one
+  // ImageStore per directory at a time (pierd's home lock sees to that).
   static Result<std::unique_ptr<ImageStore>> open(const std::string& dir);
   ~ImageStore();
 
@@ -93,6 +94,7 @@ class ImageStore {
   // By reference: name[:tag], registry/name[:tag], name@sha256:…, or a bare
   // manifest digest (a config digest, i.e. the image id, is accepted too).
   // "docker.io/library/x" (or "index.docker.io/…", "docker.io/x") and "x" find each other.
+  // By digest, a name given with it only chooses which of the digest's tags Image::name reports.
   // Error::not_found (code "ImageNotFound") if absent.
   Result<Image> resolve(const ImageRef& ref) const;
   // Every tagged image, by name.

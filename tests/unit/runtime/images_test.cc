@@ -418,6 +418,42 @@ TEST(ImageImport, OciLayoutWithCorruptBlobIsRefused) {
   EXPECT_EQ(std::distance(fs::directory_iterator(t / "store/blobs/sha256"), fs::directory_iterator()), 0);
 }
 
+TEST(ImageImport, DockerSchema2ManifestBecomesOci) {
+  TempDir t;
+  auto store = open_store(t);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(write_layer(t / "l", {file("f", "docker")}, Compression::kGzip).ok());
+  auto info = inspect_layer(t / "l");
+  ASSERT_TRUE(info.ok());
+  auto layout = write_layout(t / "layout", {t / "l"}, {info->diff_id}, "latest");
+  // Rewrite the manifest with Docker's media types.
+  auto m = json::parse(slurp(t / ("layout/blobs/sha256/" + layout.manifest_digest.substr(7)))).as_object();
+  m["mediaType"] = "application/vnd.docker.distribution.manifest.v2+json";
+  m["config"].as_object()["mediaType"] = "application/vnd.docker.container.image.v1+json";
+  m["layers"].as_array()[0].as_object()["mediaType"] = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+  std::string text = json::serialize(m);
+  std::string d = digest_of(text);
+  spit(t / ("layout/blobs/sha256/" + d.substr(7)), text);
+  spit(t / "layout/index.json",
+       json::serialize(json::object{
+           {"schemaVersion", 2},
+           {"manifests", json::array{json::object{{"mediaType", "application/vnd.docker.distribution.manifest.v2+json"},
+                                                  {"digest", d},
+                                                  {"size", static_cast<int64_t>(text.size())}}}}}));
+  auto img = store->import("docker-style", t / "layout");
+  ASSERT_TRUE(img.ok()) << img.error().message;
+  EXPECT_NE(img->digest, d);  // rewritten
+  EXPECT_EQ(img->layers, layout.layer_digests);
+  auto stored = json::parse(slurp(blob_file(t, img->digest))).as_object();
+  EXPECT_EQ(stored.at("mediaType").as_string(), "application/vnd.oci.image.manifest.v1+json");
+  EXPECT_EQ(stored.at("config").as_object().at("mediaType").as_string(), "application/vnd.oci.image.config.v1+json");
+  EXPECT_EQ(stored.at("layers").as_array()[0].as_object().at("mediaType").as_string(),
+            "application/vnd.oci.image.layer.v1.tar+gzip");
+  auto dirs = store->layer_dirs(*img);
+  ASSERT_TRUE(dirs.ok()) << dirs.error().message;
+  EXPECT_EQ(slurp(dirs->at(0) + "/f"), "docker");
+}
+
 // ---------------------------------------------------------------- unpacking: links and escapes
 
 TEST(LayerUnpack, HardLinksAndDevices) {
@@ -469,8 +505,12 @@ TEST(LayerUnpack, EscapesAreRefusedAndWriteNothingOutside) {
       {"whiteout through symlink", {symlink_to("link", t / "outside"), file("link/.wh.victim", "")}},
       {"opaque through symlink", {symlink_to("link", t / "outside"), file("link/.wh..wh..opq", "")}},
       {"hard link out", {hardlink_to("pwned", "../outside/victim")}},
+      {"hard link through symlink", {symlink_to("link", t / "outside"), hardlink_to("pwned", "link/victim")}},
+      {"absolute hard link", {hardlink_to("pwned", t / "outside/victim")}},
   };
   spit(t / "outside/victim", "victim");
+  struct stat victim {};
+  ASSERT_EQ(lstat((t / "outside/victim").c_str(), &victim), 0);
   for (size_t i = 0; i < cases.size(); ++i) {
     SCOPED_TRACE(cases[i].name);
     std::string tar = t / ("evil" + std::to_string(i) + ".tar");
@@ -486,6 +526,11 @@ TEST(LayerUnpack, EscapesAreRefusedAndWriteNothingOutside) {
     EXPECT_TRUE(fs::is_regular_file(t / "outside/victim"));
     EXPECT_EQ(slurp(t / "outside/victim"), "victim");
     EXPECT_FALSE(fs::exists(t / "pwned"));
+    for (const auto& e : fs::recursive_directory_iterator(out)) {
+      struct stat st {};
+      ASSERT_EQ(lstat(e.path().c_str(), &st), 0);
+      EXPECT_NE(st.st_ino, victim.st_ino) << e.path() << " is linked to a file outside";
+    }
   }
   if (geteuid() == 0) {
     char v[8];
