@@ -150,7 +150,8 @@ size_t utf8_len(std::string_view s, size_t i) {
     if ((b(i + k) & 0xC0) != 0x80) return 0;
     cp = (cp << 6) | (b(i + k) & 0x3F);
   }
-  if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+  if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+      (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
     return 0;
   return n;
 }
@@ -174,11 +175,21 @@ void json_string(std::string& out, std::string_view s) {
       continue;
     }
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20 || c == 0x7F) {
           out += "\\u00";
@@ -204,11 +215,21 @@ std::string json_unquote(std::string_view s, size_t i) {
     }
     char e = s[++i];
     switch (e) {
-      case 'n': out += '\n'; break;
-      case 't': out += '\t'; break;
-      case 'r': out += '\r'; break;
-      case 'b': out += '\b'; break;
-      case 'f': out += '\f'; break;
+      case 'n':
+        out += '\n';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
       case 'u': {
         if (i + 4 >= s.size()) return out;
         unsigned cp = unsigned(std::strtoul(std::string(s.substr(i + 1, 4)).c_str(), nullptr, 16));
@@ -225,7 +246,8 @@ std::string json_unquote(std::string_view s, size_t i) {
         }
         break;
       }
-      default: out += e;
+      default:
+        out += e;
     }
   }
   return out;
@@ -251,8 +273,9 @@ std::string runc_error(const std::string& log_path, int status) {
   }
   if (msg.empty()) {
     if (WIFEXITED(status)) {
-      msg = WEXITSTATUS(status) == 127 ? "cannot execute runc"
-                                       : "runc exited with status " + std::to_string(WEXITSTATUS(status));
+      msg = WEXITSTATUS(status) == 127
+                ? "cannot execute runc"
+                : "runc exited with status " + std::to_string(WEXITSTATUS(status));
     } else {
       msg = "runc killed by signal " + std::to_string(WTERMSIG(status));
     }
@@ -318,26 +341,27 @@ void Monitor::emit(Stream& s, std::string_view line) {
 void Monitor::on_data(Stream& s, std::string_view data) {
   while (!data.empty()) {
     size_t nl = data.find('\n');
-    if (nl == std::string_view::npos) {
-      s.partial.append(data);
-      while (s.partial.size() >= kMaxLine) {
-        // Cut at a UTF-8 boundary (at most 3 bytes back) so a character is not split.
-        size_t cut = kMaxLine;
-        for (size_t k = 0; k < 3 && cut > 0 && (static_cast<unsigned char>(s.partial[cut]) & 0xC0) == 0x80; ++k)
-          --cut;
-        emit(s, std::string_view(s.partial).substr(0, cut));
-        s.partial.erase(0, cut);
-      }
-      return;
+    bool complete = nl != std::string_view::npos;
+    std::string_view seg = data.substr(0, complete ? nl : data.size());
+    data.remove_prefix(complete ? nl + 1 : data.size());
+    if (complete && s.partial.empty() && seg.size() <= kMaxLine) {
+      emit(s, seg);
+      continue;
     }
-    if (s.partial.empty()) {
-      emit(s, data.substr(0, nl));
-    } else {
-      s.partial.append(data.substr(0, nl));
+    s.partial.append(seg);
+    // A line longer than kMaxLine goes out in parts, each cut at a UTF-8 boundary
+    // (at most 3 bytes back) so that no character is split.
+    while (s.partial.size() > kMaxLine || (!complete && s.partial.size() == kMaxLine)) {
+      size_t cut = kMaxLine;
+      for (size_t k = 0; k < 3 && (static_cast<unsigned char>(s.partial[cut]) & 0xC0) == 0x80; ++k)
+        --cut;
+      emit(s, std::string_view(s.partial).substr(0, cut));
+      s.partial.erase(0, cut);
+    }
+    if (complete) {
       emit(s, s.partial);
       s.partial.clear();
     }
-    data.remove_prefix(nl + 1);
   }
 }
 
@@ -387,8 +411,9 @@ void Monitor::runc_exited(int status) {
     return;
   }
   std::string start = proc_start_time(container_pid_);
-  std::string started = "{\"pid\":" + std::to_string(container_pid_) + ",\"start\":" +
-                        (start.empty() ? "0" : start) + ",\"t\":" + std::to_string(now_ms()) + "}\n";
+  std::string started = "{\"pid\":" + std::to_string(container_pid_) +
+                        ",\"start\":" + (start.empty() ? "0" : start) +
+                        ",\"t\":" + std::to_string(now_ms()) + "}\n";
   write_file_atomic(bundle, "started", started, false);
   for (auto& [pid, st] : early_) {
     if (pid == container_pid_) container_exited(st);
@@ -415,8 +440,8 @@ void Monitor::reap() {
 
 int Monitor::run() {
   if (::chdir("/") != 0) return 1;
-  std::string self = "{\"pid\":" + std::to_string(::getpid()) + ",\"start\":" +
-                     proc_start_time(::getpid()) + "}\n";
+  std::string self = "{\"pid\":" + std::to_string(::getpid()) +
+                     ",\"start\":" + proc_start_time(::getpid()) + "}\n";
   write_file_atomic(bundle, "monitor", self, false);
 
   sigset_t chld;
@@ -439,10 +464,11 @@ int Monitor::run() {
 
   std::string log_arg = bundle + "/runc.log";
   std::string pid_arg = bundle + "/pid";
-  std::vector<const char*> argv = {runc.c_str(),  "--root",       runc_root.c_str(), "--log",
-                                   log_arg.c_str(), "--log-format", "json",            "run",
-                                   "-d",            "--pid-file",   pid_arg.c_str(),   "--bundle",
-                                   bundle.c_str(),  id.c_str(),     nullptr};
+  std::vector<const char*> argv = {runc.c_str(),   "--root",        runc_root.c_str(),
+                                   "--log",        log_arg.c_str(), "--log-format",
+                                   "json",         "run",           "-d",
+                                   "--pid-file",   pid_arg.c_str(), "--bundle",
+                                   bundle.c_str(), id.c_str(),      nullptr};
   runc_pid_ = ::fork();
   if (runc_pid_ == 0) {
     // The container inherits this process's signal state through runc: give it
@@ -528,12 +554,18 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string_view k = argv[i];
     const char* v = argv[i + 1];
-    if (k == "--runc") m.runc = v;
-    else if (k == "--root") m.runc_root = v;
-    else if (k == "--bundle") m.bundle = v;
-    else if (k == "--id") m.id = v;
-    else if (k == "--ready-fd") m.ready_fd = std::atoi(v);
-    else if (k == "--drain-ms") m.drain_ms = std::atoi(v);
+    if (k == "--runc")
+      m.runc = v;
+    else if (k == "--root")
+      m.runc_root = v;
+    else if (k == "--bundle")
+      m.bundle = v;
+    else if (k == "--id")
+      m.id = v;
+    else if (k == "--ready-fd")
+      m.ready_fd = std::atoi(v);
+    else if (k == "--drain-ms")
+      m.drain_ms = std::atoi(v);
     else {
       std::fprintf(stderr, "pier-monitor: unknown option %s\n", argv[i]);
       return 2;

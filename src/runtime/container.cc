@@ -128,7 +128,7 @@ int open_high(const char* path, int flags) {
 }
 
 struct CommandResult {
-  int status = -1;  // waitpid status
+  int status = -1;     // waitpid status
   std::string output;  // stdout and stderr
 };
 
@@ -195,8 +195,8 @@ Result<CommandResult> run_command(const std::vector<std::string>& argv, int time
   if (timed_out) ::kill(pid, SIGKILL);
   while (::waitpid(pid, &r.status, 0) < 0 && errno == EINTR) {
   }
-  if (timed_out) return Error::internal("'" + argv[0] + " " + (argv.size() > 1 ? argv[1] : "") +
-                                        "' timed out");
+  if (timed_out)
+    return Error::internal("'" + argv[0] + " " + (argv.size() > 1 ? argv[1] : "") + "' timed out");
   return r;
 }
 
@@ -229,7 +229,8 @@ std::string unescape_mount_field(std::string_view s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1])) &&
-        std::isdigit(static_cast<unsigned char>(s[i + 2])) && std::isdigit(static_cast<unsigned char>(s[i + 3]))) {
+        std::isdigit(static_cast<unsigned char>(s[i + 2])) &&
+        std::isdigit(static_cast<unsigned char>(s[i + 3]))) {
       out += char((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
       i += 3;
     } else {
@@ -265,7 +266,8 @@ std::vector<MountInfo> mountinfo() {
 }
 
 bool path_under(const std::string& path, const std::string& dir) {
-  return path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/';
+  return path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
+         path[dir.size()] == '/';
 }
 
 // This process's own cgroup directory in every mounted hierarchy (v1 and cgroup2).
@@ -295,7 +297,8 @@ std::vector<std::string> own_cgroup_dirs() {
       if (!match) continue;
       // The mount shows the hierarchy from m.root down.
       std::string rel = path;
-      if (m.root != "/" && (rel == m.root || path_under(rel, m.root))) rel = rel.substr(m.root.size());
+      if (m.root != "/" && (rel == m.root || path_under(rel, m.root)))
+        rel = rel.substr(m.root.size());
       if (rel.empty()) rel = "/";
       dirs.push_back(m.mount_point + (rel == "/" ? "" : rel));
       break;
@@ -438,8 +441,9 @@ Result<ExecUser> resolve_user(const std::vector<std::string>& lower_dirs, const 
       }
     }
     if (!entry) {
-      return Error::invalid("CannotStartContainerError",
-                            "unable to find user " + user_part + ": no matching entries in passwd file");
+      return Error::invalid(
+          "CannotStartContainerError",
+          "unable to find user " + user_part + ": no matching entries in passwd file");
     }
     u.uid = entry->uid;
   }
@@ -459,8 +463,9 @@ Result<ExecUser> resolve_user(const std::vector<std::string>& lower_dirs, const 
         }
       }
       if (!g) {
-        return Error::invalid("CannotStartContainerError",
-                              "unable to find group " + group_part + ": no matching entries in group file");
+        return Error::invalid(
+            "CannotStartContainerError",
+            "unable to find group " + group_part + ": no matching entries in group file");
       }
       u.gid = g->gid;
     }
@@ -470,7 +475,8 @@ Result<ExecUser> resolve_user(const std::vector<std::string>& lower_dirs, const 
     for (const auto& g : groups) {
       if (g.gid == u.gid) continue;
       if (std::find(g.members.begin(), g.members.end(), entry->name) != g.members.end() &&
-          std::find(u.additional_gids.begin(), u.additional_gids.end(), g.gid) == u.additional_gids.end())
+          std::find(u.additional_gids.begin(), u.additional_gids.end(), g.gid) ==
+              u.additional_gids.end())
         u.additional_gids.push_back(g.gid);
     }
   }
@@ -511,12 +517,16 @@ Result<std::string> oci_config(const ContainerSpec& spec) {
       {"cwd", spec.cwd.empty() ? "/" : spec.cwd},
       // The inheritable set stays empty (CVE-2022-24769), as in Docker.
       {"capabilities",
-       {{"bounding", caps}, {"effective", caps}, {"permitted", caps}, {"inheritable", json::array()}}},
+       {{"bounding", caps},
+        {"effective", caps},
+        {"permitted", caps},
+        {"inheritable", json::array()}}},
       {"noNewPrivileges", false},
   };
   if (!spec.rlimits.empty()) {
     json::array rl;
-    for (const auto& r : spec.rlimits) rl.push_back({{"type", r.type}, {"hard", r.hard}, {"soft", r.soft}});
+    for (const auto& r : spec.rlimits)
+      rl.push_back({{"type", r.type}, {"hard", r.hard}, {"soft", r.soft}});
     process["rlimits"] = std::move(rl);
   }
 
@@ -527,32 +537,50 @@ Result<std::string> oci_config(const ContainerSpec& spec) {
   };
   json::array mounts{
       json::object{{"destination", "/proc"}, {"type", "proc"}, {"source", "proc"}},
-      json::object{{"destination", "/dev"}, {"type", "tmpfs"}, {"source", "tmpfs"},
+      json::object{{"destination", "/dev"},
+                   {"type", "tmpfs"},
+                   {"source", "tmpfs"},
                    {"options", opts({"nosuid", "strictatime", "mode=755", "size=65536k"})}},
-      json::object{{"destination", "/dev/pts"}, {"type", "devpts"}, {"source", "devpts"},
-                   {"options", opts({"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"})}},
-      json::object{{"destination", "/dev/shm"}, {"type", "tmpfs"}, {"source", "shm"},
+      json::object{{"destination", "/dev/pts"},
+                   {"type", "devpts"},
+                   {"source", "devpts"},
+                   {"options", opts({"nosuid", "noexec", "newinstance", "ptmxmode=0666",
+                                     "mode=0620", "gid=5"})}},
+      json::object{{"destination", "/dev/shm"},
+                   {"type", "tmpfs"},
+                   {"source", "shm"},
                    {"options", opts({"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"})}},
-      json::object{{"destination", "/dev/mqueue"}, {"type", "mqueue"}, {"source", "mqueue"},
+      json::object{{"destination", "/dev/mqueue"},
+                   {"type", "mqueue"},
+                   {"source", "mqueue"},
                    {"options", opts({"nosuid", "noexec", "nodev"})}},
-      json::object{{"destination", "/sys"}, {"type", "sysfs"}, {"source", "sysfs"},
+      json::object{{"destination", "/sys"},
+                   {"type", "sysfs"},
+                   {"source", "sysfs"},
                    {"options", opts({"nosuid", "noexec", "nodev", "ro"})}},
-      json::object{{"destination", "/sys/fs/cgroup"}, {"type", "cgroup"}, {"source", "cgroup"},
+      json::object{{"destination", "/sys/fs/cgroup"},
+                   {"type", "cgroup"},
+                   {"source", "cgroup"},
                    {"options", opts({"nosuid", "noexec", "nodev", "relatime", "ro"})}},
   };
   if (spec.init) {
-    mounts.push_back({{"destination", kInitPath}, {"type", "bind"}, {"source", kTiniHost},
+    mounts.push_back({{"destination", kInitPath},
+                      {"type", "bind"},
+                      {"source", kTiniHost},
                       {"options", opts({"rbind", "rprivate", "ro"})}});
   }
   for (const auto& m : spec.mounts) {
     if (m.source.empty() || m.destination.empty() || m.destination[0] != '/')
       return Error::invalid("CannotStartContainerError",
                             "invalid mount '" + m.source + "' -> '" + m.destination + "'");
-    mounts.push_back({{"destination", m.destination}, {"type", "bind"}, {"source", m.source},
+    mounts.push_back({{"destination", m.destination},
+                      {"type", "bind"},
+                      {"source", m.source},
                       {"options", opts({"rbind", "rprivate", m.readonly ? "ro" : "rw"})}});
   }
 
-  json::object resources{{"devices", json::array{json::object{{"allow", false}, {"access", "rwm"}}}}};
+  json::object resources{
+      {"devices", json::array{json::object{{"allow", false}, {"access", "rwm"}}}}};
   json::object memory;
   if (spec.memory_bytes > 0) {
     memory["limit"] = spec.memory_bytes;
@@ -572,9 +600,9 @@ Result<std::string> oci_config(const ContainerSpec& spec) {
   json::array namespaces{json::object{{"type", "pid"}}, json::object{{"type", "ipc"}},
                          json::object{{"type", "uts"}}, json::object{{"type", "mount"}}};
   if (spec.netns_path.empty()) {
-    namespaces.push_back({{"type", "network"}});
+    namespaces.push_back(json::object{{"type", "network"}});
   } else {
-    namespaces.push_back({{"type", "network"}, {"path", spec.netns_path}});
+    namespaces.push_back(json::object{{"type", "network"}, {"path", spec.netns_path}});
   }
 
   json::object linux{
@@ -630,8 +658,10 @@ Status mount_overlay(const std::vector<std::string>& lower_dirs, const std::stri
     if (::fsconfig(fsfd, FSCONFIG_SET_STRING, "lowerdir+", it->c_str(), 0) != 0)
       return fail("lowerdir+ '" + *it + "'");
   }
-  if (::fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", upper.c_str(), 0) != 0) return fail("upperdir");
-  if (::fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", work.c_str(), 0) != 0) return fail("workdir");
+  if (::fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", upper.c_str(), 0) != 0)
+    return fail("upperdir");
+  if (::fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", work.c_str(), 0) != 0)
+    return fail("workdir");
   if (::fsconfig(fsfd, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) return fail("create");
   int mfd = ::fsmount(fsfd, FSMOUNT_CLOEXEC, 0);
   if (mfd < 0) return fail("fsmount");
@@ -664,12 +694,6 @@ Status unmount(const std::string& path) {
   return {};
 }
 
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 Status remove_cgroup_tree(const std::string& relative) {
@@ -681,8 +705,8 @@ Status remove_cgroup_tree(const std::string& relative) {
     std::error_code ec;
     if (!fs::is_directory(top, ec)) continue;
     std::vector<std::string> dirs{top};
-    for (auto it = fs::recursive_directory_iterator(top, ec); !ec && it != fs::recursive_directory_iterator();
-         it.increment(ec)) {
+    for (auto it = fs::recursive_directory_iterator(top, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
       if (it->is_directory(ec) && !it->is_symlink(ec)) dirs.push_back(it->path().string());
     }
     std::sort(dirs.begin(), dirs.end(), [](const std::string& a, const std::string& b) {
@@ -698,7 +722,10 @@ Status remove_cgroup_tree(const std::string& relative) {
 }
 
 Runtime::Runtime(std::string root, std::string tag, std::string monitor, std::string runc)
-    : root_(std::move(root)), tag_(std::move(tag)), monitor_(std::move(monitor)), runc_(find_in_path(runc)) {
+    : root_(std::move(root)),
+      tag_(std::move(tag)),
+      monitor_(std::move(monitor)),
+      runc_(find_in_path(runc)) {
   while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
 }
 
@@ -707,7 +734,8 @@ std::string Runtime::log_path(const std::string& id) const { return bundle_path(
 std::string Runtime::runc_root() const { return root_ + "/.runc"; }
 
 Result<ContainerState> Runtime::start(const ContainerSpec& in) {
-  if (!valid_id(in.id)) return Error::invalid("InvalidParameterException", "bad container id '" + in.id + "'");
+  if (!valid_id(in.id))
+    return Error::invalid("InvalidParameterException", "bad container id '" + in.id + "'");
   ContainerSpec spec = in;
   if (spec.cgroup_parent.empty()) spec.cgroup_parent = "pier-" + tag_;
   PIER_ASSIGN(std::string config, oci_config(spec));
@@ -720,7 +748,8 @@ Result<ContainerState> Runtime::start(const ContainerSpec& in) {
   if (fs::exists(runc_root() + "/" + spec.id, ec))
     return Error::conflict("ConflictException", "container " + spec.id + " exists in runc");
   if (::mkdir(bundle.c_str(), 0700) != 0) {
-    if (errno == EEXIST) return Error::conflict("ConflictException", "container " + spec.id + " exists");
+    if (errno == EEXIST)
+      return Error::conflict("ConflictException", "container " + spec.id + " exists");
     return Error::internal("mkdir '" + bundle + "': " + errno_text(errno));
   }
   auto fail = [&](Error e) -> Error {
@@ -738,7 +767,9 @@ Result<ContainerState> Runtime::start(const ContainerSpec& in) {
     if (::chown((bundle + "/upper").c_str(), top.st_uid, top.st_gid) != 0) {
     }
   }
-  if (auto s = mount_overlay(spec.lower_dirs, bundle + "/upper", bundle + "/work", bundle + "/rootfs"); !s)
+  if (auto s =
+          mount_overlay(spec.lower_dirs, bundle + "/upper", bundle + "/work", bundle + "/rootfs");
+      !s)
     return fail(std::move(s).error());
   if (auto s = write_file(bundle + "/config.json", config); !s) return fail(std::move(s).error());
 
@@ -762,8 +793,9 @@ Result<ContainerState> Runtime::start(const ContainerSpec& in) {
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK);
   std::string runc_root_arg = runc_root();
-  std::vector<std::string> argv = {monitor_, "--runc",     runc_,   "--root", runc_root_arg,
-                                   "--bundle", bundle,     "--id",  spec.id, "--ready-fd", "3"};
+  std::vector<std::string> argv = {monitor_,      "--runc",     runc_,  "--root",
+                                   runc_root_arg, "--bundle",   bundle, "--id",
+                                   spec.id,       "--ready-fd", "3"};
   std::vector<char*> cargv;
   for (auto& a : argv) cargv.push_back(a.data());
   cargv.push_back(nullptr);
@@ -788,7 +820,8 @@ Result<ContainerState> Runtime::start(const ContainerSpec& in) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kStartTimeoutMs);
   bool timed_out = false;
   for (;;) {
-    int left = int(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now())
+    int left = int(std::chrono::duration_cast<std::chrono::milliseconds>(
+                       deadline - std::chrono::steady_clock::now())
                        .count());
     if (left <= 0) {
       timed_out = true;
@@ -817,7 +850,8 @@ Result<ContainerState> Runtime::start(const ContainerSpec& in) {
       error = std::string(it->value().as_string());
   }
   if (error.empty()) {
-    error = timed_out ? "runc did not start the container within " + std::to_string(kStartTimeoutMs / 1000) + " s"
+    error = timed_out ? "runc did not start the container within " +
+                            std::to_string(kStartTimeoutMs / 1000) + " s"
                       : "pier-monitor exited without starting the container";
   }
   return fail(Error::invalid("CannotStartContainerError", error));
@@ -873,10 +907,12 @@ ContainerState Runtime::state(const std::string& id) const {
 }
 
 Status Runtime::kill(const std::string& id, int signal) {
-  if (!valid_id(id)) return Error::invalid("InvalidParameterException", "bad container id '" + id + "'");
+  if (!valid_id(id))
+    return Error::invalid("InvalidParameterException", "bad container id '" + id + "'");
   const std::string bundle = bundle_path(id);
   struct stat st;
-  if (::stat(bundle.c_str(), &st) != 0) return Error::not_found("ResourceNotFoundException", "no container " + id);
+  if (::stat(bundle.c_str(), &st) != 0)
+    return Error::not_found("ResourceNotFoundException", "no container " + id);
   if (::access((bundle + "/exit").c_str(), F_OK) == 0)
     return Error::conflict("ConflictException", "container " + id + " is not running");
   auto started = read_json(bundle + "/started");
@@ -897,7 +933,12 @@ Status Runtime::cleanup(const std::string& id, bool force) {
     int64_t start = get_int(*m, "start");
     for (int i = 0; !force && i < 300 && same_process(pid, start); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    if (same_process(pid, start)) ::kill(pid, SIGKILL);
+    if (same_process(pid, start)) {
+      ::kill(pid, SIGKILL);
+      // Gone (or a zombie) before its directory goes: it writes there.
+      for (int i = 0; i < 200 && same_process(pid, start); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
   }
   std::error_code ec;
   std::string failed;
@@ -906,8 +947,7 @@ Status Runtime::cleanup(const std::string& id, bool force) {
     if (!r.ok() || r->status != 0) {
       auto f = run_command({runc_, "--root", runc_root(), "delete", "-f", id});
       if (fs::exists(runc_root() + "/" + id, ec)) {
-        failed = "runc delete " + id + ": " +
-                 (f.ok() ? trim(f->output) : f.error().message);
+        failed = "runc delete " + id + ": " + (f.ok() ? trim(f->output) : f.error().message);
       }
     }
   }
@@ -919,15 +959,23 @@ Status Runtime::cleanup(const std::string& id, bool force) {
 }
 
 Status Runtime::remove(const std::string& id) {
-  if (!valid_id(id)) return Error::invalid("InvalidParameterException", "bad container id '" + id + "'");
+  if (!valid_id(id))
+    return Error::invalid("InvalidParameterException", "bad container id '" + id + "'");
   ContainerState s = state(id);
   if (s.status == ContainerState::Status::kCreated)
     return Error::conflict("ConflictException", "container " + id + " is starting");
   if (s.status == ContainerState::Status::kRunning) {
     // kRunning also covers the short drain after the exit (cleanup waits for the monitor).
+    // A container just sent SIGKILL takes a few ms to go: wait up to 1 s for it.
     auto started = read_json(bundle_path(id) + "/started");
-    if (started && same_process(int(get_int(*started, "pid")), get_int(*started, "start")))
-      return Error::conflict("ConflictException", "container " + id + " is running");
+    if (started) {
+      int pid = int(get_int(*started, "pid"));
+      int64_t start = get_int(*started, "start");
+      for (int i = 0; i < 200 && same_process(pid, start); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      if (same_process(pid, start))
+        return Error::conflict("ConflictException", "container " + id + " is running");
+    }
   }
   return cleanup(id, false);
 }
@@ -935,7 +983,8 @@ Status Runtime::remove(const std::string& id) {
 std::vector<std::string> Runtime::list() const {
   std::vector<std::string> ids;
   std::error_code ec;
-  for (auto it = fs::directory_iterator(root_, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+  for (auto it = fs::directory_iterator(root_, ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
     std::string name = it->path().filename().string();
     if (valid_id(name) && it->is_directory(ec)) ids.push_back(name);
   }
@@ -962,7 +1011,8 @@ Status Runtime::destroy_all() {
   for (const auto& id : ids) {
     if (auto m = read_json(bundle_path(id) + "/monitor")) {
       int pid = int(get_int(*m, "pid"));
-      if (same_process(pid, get_int(*m, "start")) && ::kill(pid, SIGKILL) == 0) victims.push_back(pid);
+      if (same_process(pid, get_int(*m, "start")) && ::kill(pid, SIGKILL) == 0)
+        victims.push_back(pid);
     }
   }
   for (const auto& id : in_runc) {
@@ -984,21 +1034,25 @@ Status Runtime::destroy_all() {
   std::string failed;
   for (const auto& id : in_runc) {
     auto r = run_command({runc_, "--root", runc_root(), "delete", id});
-    if (!r.ok() || r->status != 0) (void)run_command({runc_, "--root", runc_root(), "delete", "-f", id});
-    if (fs::exists(runc_root() + "/" + id, ec) && failed.empty()) failed = "runc delete " + id + " failed";
+    if (!r.ok() || r->status != 0)
+      (void)run_command({runc_, "--root", runc_root(), "delete", "-f", id});
+    if (fs::exists(runc_root() + "/" + id, ec) && failed.empty())
+      failed = "runc delete " + id + " failed";
   }
   // Every mount under ROOT, deepest first.
   std::vector<std::string> points;
   for (const MountInfo& m : mountinfo()) {
     if (path_under(m.mount_point, root_)) points.push_back(m.mount_point);
   }
-  std::sort(points.begin(), points.end(), [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  std::sort(points.begin(), points.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
   for (const auto& p : points) {
     if (::umount2(p.c_str(), UMOUNT_NOFOLLOW) != 0 && errno != EINVAL && errno != ENOENT)
       ::umount2(p.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);
   }
   for (const MountInfo& m : mountinfo()) {
-    if (path_under(m.mount_point, root_) && failed.empty()) failed = "'" + m.mount_point + "' is still mounted";
+    if (path_under(m.mount_point, root_) && failed.empty())
+      failed = "'" + m.mount_point + "' is still mounted";
   }
   if (auto s = remove_cgroup_tree("pier-" + tag_); !s && failed.empty()) failed = s.error().message;
   if (failed.empty()) {

@@ -58,8 +58,8 @@ struct ContainerSpec {
   // /etc/passwd and /etc/group (as Docker does).
   std::string user;
   std::string hostname;
-  std::string netns_path;  // join this network namespace; "" = a new, empty one
-  bool init = false;       // tini-static at /sbin/docker-init as PID 1: [init, "--", args...]
+  std::string netns_path;        // join this network namespace; "" = a new, empty one
+  bool init = false;             // tini-static at /sbin/docker-init as PID 1: [init, "--", args...]
   bool readonly_rootfs = false;  // every write fails except on binds and /dev, /dev/shm
   int64_t memory_bytes = 0;      // hard limit, no swap (0 = none)
   int64_t memory_reservation_bytes = 0;
@@ -123,7 +123,8 @@ class Runtime {
   Status kill(const std::string& id, int signal);
 
   // After exit: runc delete, unmount the rootfs, remove ROOT/<id> (log included).
-  // Conflict while it runs; removing an unknown id is fine.
+  // A container that is dying (just killed) is waited for up to 1 s; conflict if it
+  // still runs after that. Removing an unknown id is fine.
   Status remove(const std::string& id);
 
   std::string log_path(const std::string& id) const;  // ROOT/<id>/log
