@@ -339,6 +339,9 @@ Status TaskController::step(TaskRow& t, double now, bool& network_changed) {
     if (rid.empty()) continue;
     if (auto s = runtime_.remove(rid); !s.ok()) return s;
   }
+  // runc removes each container's own cgroup; the task's is pier's.
+  if (auto s = runtime::remove_cgroup_tree(fmt::format("pier-{}/{}", network_.tag(), t.id)); !s.ok())
+    log::get("tasks")->warn("task {}: {}", t.id, s.error().message);
   return deprovision();
 }
 

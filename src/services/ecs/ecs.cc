@@ -86,6 +86,22 @@ Result<json::object> view_cluster(Db& db, json::object c, const std::vector<std:
   auto has = [&](std::string_view what) {
     return all || std::find(include.begin(), include.end(), what) != include.end();
   };
+  // The counts, as they are now.
+  auto count = [&](const char* sql) -> Result<int64_t> {
+    auto a = aws::Arn::parse(get_string(c, "clusterArn"));
+    if (!a) return int64_t{0};
+    PIER_ASSIGN(auto* st, db.prepare(sql));
+    st->args(a->account, a->region, get_string(c, "clusterName"));
+    PIER_ASSIGN(bool row, st->step());
+    int64_t n = row ? st->integer(0) : 0;
+    st->reset();
+    return n;
+  };
+  if (get_string(c, "status") == "ACTIVE") {
+    PIER_ASSIGN(c["runningTasksCount"], count("SELECT COUNT(*) FROM ecs_tasks WHERE account=? AND region=? AND cluster=? AND last_status='RUNNING'"));
+    PIER_ASSIGN(c["pendingTasksCount"], count("SELECT COUNT(*) FROM ecs_tasks WHERE account=? AND region=? AND cluster=? AND desired_status='RUNNING' AND last_status<>'RUNNING'"));
+    PIER_ASSIGN(c["activeServicesCount"], count("SELECT COUNT(*) FROM ecs_services WHERE account=? AND region=? AND cluster=? AND status='ACTIVE'"));
+  }
   if (!has("SETTINGS")) c.erase("settings");
   if (!has("CONFIGURATIONS")) c.erase("configuration");
   if (!has("ATTACHMENTS")) c.erase("attachments");
@@ -351,6 +367,20 @@ aws::ServiceDef EcsService::definition() {
     json::object result;
     PIER_TRY(store_.write([&](Db& db) -> Status {
       PIER_ASSIGN(auto c, require_active_cluster(db, ctx, get_string(in, "cluster")));
+      auto count = [&](const char* sql) -> Result<int64_t> {
+        PIER_ASSIGN(auto* st, db.prepare(sql));
+        st->args(ctx.principal.account, ctx.region, get_string(c, "clusterName"));
+        PIER_ASSIGN(bool row, st->step());
+        int64_t n = row ? st->integer(0) : 0;
+        st->reset();
+        return n;
+      };
+      PIER_ASSIGN(int64_t services, count("SELECT COUNT(*) FROM ecs_services WHERE account=? AND region=? AND cluster=? AND status IN ('ACTIVE','DRAINING')"));
+      if (services > 0)
+        return Error::conflict("ClusterContainsServicesException", "The Cluster cannot be deleted while Services are active.");
+      PIER_ASSIGN(int64_t tasks, count("SELECT COUNT(*) FROM ecs_tasks WHERE account=? AND region=? AND cluster=? AND last_status<>'STOPPED'"));
+      if (tasks > 0)
+        return Error::conflict("ClusterContainsTasksException", "The Cluster cannot be deleted while Tasks are active.");
       c["status"] = "INACTIVE";
       PIER_TRY(save_cluster(db, ctx, c));
       result = std::move(c);
@@ -568,6 +598,8 @@ aws::ServiceDef EcsService::definition() {
     if (a->account != ctx.principal.account || a->region != ctx.region) return false;
     const char* sql = a->resource.starts_with("cluster/") ? "SELECT 1 FROM ecs_clusters WHERE arn=? AND status='ACTIVE'"
                       : a->resource.starts_with("task-definition/") ? "SELECT 1 FROM ecs_task_definitions WHERE arn=?"
+                      : a->resource.starts_with("service/") ? "SELECT 1 FROM ecs_services WHERE arn=? AND status<>'INACTIVE'"
+                      : a->resource.starts_with("task/") ? "SELECT 1 FROM ecs_tasks WHERE arn=?"
                                                                     : nullptr;
     if (!sql) return false;
     PIER_ASSIGN(auto* st, db.prepare(sql));
