@@ -288,7 +288,8 @@ Result<json::object> pier_call(const client::Endpoint& ep, const std::string& me
   json::object o = !ec && v.is_object() ? v.as_object() : json::object{};
   if (r->status >= 300) {
     std::string msg = sfield(o, "message").empty() ? sfield(o, "Message") : sfield(o, "message");
-    std::string code = sfield(o, "__type").empty() ? sfield(o, "code") : sfield(o, "__type");
+    std::string code = !r->error_type.empty() ? r->error_type : sfield(o, "__type").empty() ? sfield(o, "code") : sfield(o, "__type");
+    if (auto colon = code.find(':'); colon != std::string::npos) code.resize(colon);
     if (auto h = code.find('#'); h != std::string::npos) code = code.substr(h + 1);
     return Error::invalid(code.empty() ? "Error" : code, msg.empty() ? r->body : msg);
   }

@@ -116,7 +116,8 @@ asio::awaitable<Result<HttpResponse>> exchange(Stream& s, bhttp::request<bhttp::
   bhttp::response<bhttp::string_body> res;
   auto [rec, rn] = co_await bhttp::async_read(s, buf, res, kTuple);
   if (rec) co_return Error{ErrorKind::kUnavailable, "ConnectionError", "read: " + rec.message()};
-  co_return HttpResponse{res.result_int(), std::move(res.body())};
+  std::string error_type(res["x-amzn-ErrorType"]);
+  co_return HttpResponse{res.result_int(), std::move(res.body()), std::move(error_type)};
 }
 
 }  // namespace

@@ -49,6 +49,7 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 struct HttpResponse {
   unsigned status = 0;
   std::string body;
+  std::string error_type;  // x-amzn-ErrorType (REST-JSON errors)
 };
 
 // One request, one response, connection closed. `req` needs method, target

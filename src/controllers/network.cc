@@ -55,7 +55,9 @@ std::string veth_name(const std::string& eni_id) { return "pier-v" + hex_of(eni_
 
 NetworkController::NetworkController(store::Store& store, std::string tag) : store_(store), tag_(std::move(tag)) {}
 
-NetworkController::~NetworkController() {
+NetworkController::~NetworkController() { stop(); }
+
+void NetworkController::stop() {
   {
     std::lock_guard lock(mu_);
     stop_ = true;

@@ -66,6 +66,8 @@ class NetworkController {
   // Runs after every pass (the task controller's kick: an ENI may be ready).
   void set_after_pass(std::function<void()> f) { after_pass_ = std::move(f); }
   void start();
+  // Ends the thread (the object stays usable for calls from other threads).
+  void stop();
   void kick();
   // One reconcile pass, now, on the caller's thread (tests, `pier down`).
   Status reconcile();

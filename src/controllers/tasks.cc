@@ -199,8 +199,31 @@ Status TaskController::reconcile() {
     std::error_code ec;
     fs::remove_all(fs::path(config_.home) / "tasks" / id.substr(0, 32), ec);
   }
-  if (network_changed && on_network_change_) on_network_change_();
+  if ((network_changed || (scheduled.ok() && *scheduled)) && on_network_change_) on_network_change_();
   if (scheduled.ok() && *scheduled) kick();
+  // STOPPED tasks are shown for an hour, as on ECS, then forgotten.
+  if (now - last_purge_ > 60) {
+    last_purge_ = now;
+    auto purged = store_.write([&](store::Db& db) -> Status {
+      PIER_ASSIGN(auto* sel, db.prepare("SELECT arn FROM ecs_tasks WHERE last_status='STOPPED' AND "
+                                        "json_extract(doc, '$.stoppedAt') < ?"));
+      sel->args(now - 3600);
+      std::vector<std::string> arns;
+      for (;;) {
+        PIER_ASSIGN(bool row, sel->step());
+        if (!row) break;
+        arns.push_back(sel->text(0));
+      }
+      for (const auto& arn : arns) {
+        PIER_TRY(svc::drop_tags(db, arn));
+        PIER_ASSIGN(auto* del, db.prepare("DELETE FROM ecs_tasks WHERE arn=?"));
+        del->args(arn);
+        PIER_TRY(del->run());
+      }
+      return {};
+    });
+    if (!purged.ok()) log->warn("purging stopped tasks: {}", purged.error().message);
+  }
   return first;
 }
 
@@ -216,10 +239,11 @@ static Status commit(store::Store& store, TaskRow& t, const std::function<Status
     // callers hold references into it.
     const auto& f = fresh->doc;
     bool ours = get_string(t.doc, "desiredStatus") == "STOPPED" && get_string(f, "desiredStatus") != "STOPPED";
-    for (const char* k : {"desiredStatus", "stopCode", "stoppedReason", "stoppingAt", "version", "tags"}) {
-      if (ours && std::string_view(k) != "tags" && std::string_view(k) != "version") continue;
+    for (const char* k : {"desiredStatus", "stopCode", "stoppedReason", "stoppingAt", "tags"}) {
+      if (ours && std::string_view(k) != "tags") continue;
       if (const auto* v = f.if_contains(k)) t.doc[k] = *v;
     }
+    t.doc["version"] = std::max(get_int(t.doc, "version").value_or(1), get_int(f, "version").value_or(1));
     if (also) PIER_TRY(also(db));
     return svc::ecs::save_task(db, t);
   });
@@ -233,6 +257,17 @@ Status TaskController::step(TaskRow& t, double now, bool& network_changed) {
       a->as_array()[0].as_object()["status"] = status;
   };
   auto deprovision = [&]() -> Status {
+    // Containers of a start cut short (a crash between recording and
+    // starting them) go before the ENI they sit in.
+    for (auto& c : d["containers"].as_array()) {
+      std::string rid = get_string(c.as_object(), "runtimeId");
+      if (rid.empty()) continue;
+      if (runtime_.state(rid).status == runtime::ContainerState::Status::kRunning) (void)runtime_.kill(rid, SIGKILL);
+      if (auto s = runtime_.remove(rid); !s.ok()) return s;
+    }
+    // runc removes each container's own cgroup; the task's is pier's.
+    if (auto s = runtime::remove_cgroup_tree(fmt::format("pier-{}/{}", network_.tag(), t.id)); !s.ok())
+      log::get("tasks")->warn("task {}: {}", t.id, s.error().message);
     d["lastStatus"] = "STOPPED";
     for (auto& c : d["containers"].as_array()) {
       auto& co = c.as_object();
@@ -263,13 +298,25 @@ Status TaskController::step(TaskRow& t, double now, bool& network_changed) {
     d["lastStatus"] = last = "PENDING";
     d["pullStartedAt"] = now;
     PIER_TRY(commit(store_, t));
+    desired = get_string(d, "desiredStatus");  // a StopTask may have come meanwhile
   }
   if (last == "PENDING") {
     if (desired == "STOPPED") return deprovision();
     PIER_TRY(start_containers(t, now));
     last = get_string(d, "lastStatus");
     desired = get_string(d, "desiredStatus");
-    if (last == "PENDING") return deprovision();  // nothing started: it failed before any container ran
+    if (last == "PENDING") {
+      // Nothing runs: it failed before any container ran, or its namespace
+      // is not there yet (the next pass).
+      if (desired == "STOPPED") return deprovision();
+      return {};
+    }
+  }
+  if (last == "ACTIVATING" && desired == "RUNNING") {
+    // A pierd that stopped between the two writes of a start.
+    d["lastStatus"] = last = "RUNNING";
+    if (!d.contains("startedAt")) d["startedAt"] = now;
+    PIER_TRY(commit(store_, t));
   }
 
   // From here on, containers exist: watch them.
@@ -303,9 +350,9 @@ Status TaskController::step(TaskRow& t, double now, bool& network_changed) {
   if (last == "RUNNING" || last == "ACTIVATING") {
     d["lastStatus"] = "DEACTIVATING";
     PIER_TRY(commit(store_, t));
-    last = "STOPPING";
-    d["lastStatus"] = last;
+    last = "DEACTIVATING";
   }
+  if (last == "DEACTIVATING") d["lastStatus"] = last = "STOPPING";
   if (any_running) {
     double sent = d.contains("_TermSentAt") ? d["_TermSentAt"].to_number<double>() : 0;
     if (sent == 0) {
@@ -339,9 +386,6 @@ Status TaskController::step(TaskRow& t, double now, bool& network_changed) {
     if (rid.empty()) continue;
     if (auto s = runtime_.remove(rid); !s.ok()) return s;
   }
-  // runc removes each container's own cgroup; the task's is pier's.
-  if (auto s = runtime::remove_cgroup_tree(fmt::format("pier-{}/{}", network_.tag(), t.id)); !s.ok())
-    log::get("tasks")->warn("task {}: {}", t.id, s.error().message);
   return deprovision();
 }
 
@@ -521,16 +565,26 @@ Status TaskController::start_containers(TaskRow& t, double now) {
   PIER_TRY(commit(store_, t));
   bool started_any = false;
   for (auto& p : prepared) {
-    auto st = runtime_.start(p.spec);
     auto& c = *p.c;
+    // Started by a pierd that stopped before it could record so: adopt it.
+    if (auto have = runtime_.state(p.spec.id); have.status != runtime::ContainerState::Status::kUnknown) {
+      started_any = true;
+      c["lastStatus"] = "RUNNING";
+      if (!c.contains("_LogOffset")) c["_LogOffset"] = 0;
+      continue;
+    }
+    auto st = runtime_.start(p.spec);
     if (!st.ok()) {
       log->warn("task {} container {}: {}", t.id, get_string(c, "name"), st.error().message);
       std::string reason = "CannotStartContainerError: " + st.error().message;
       if (started_any) {
-        // Some already run: the stop path ends them.
-        c["reason"] = reason;
-        c["lastStatus"] = "STOPPED";
-        d["lastStatus"] = "RUNNING";
+        // Some already run: the stop path ends them; the rest never will.
+        for (auto& q : prepared)
+          if (get_string(*q.c, "lastStatus") != "RUNNING") {
+            (*q.c)["lastStatus"] = "STOPPED";
+            if (!q.c->contains("reason")) (*q.c)["reason"] = q.c == &c ? reason : "the task failed to start";
+          }
+        d["lastStatus"] = "DEACTIVATING";
         svc::ecs::request_stop(d, "TaskFailedToStart", reason, now);
         return commit(store_, t);
       }
@@ -566,7 +620,7 @@ Status TaskController::drain_logs(TaskRow& t, bool) {
                             std::move(events), offset});
   }
   if (batches.empty()) return {};
-  for (auto& b : batches) (*b.c)["_LogOffset"] = b.offset;
+  for (auto& b : batches) (*b.c)["_LogOffset"] = static_cast<int64_t>(b.offset);
   return commit(store_, t, [&](store::Db& db) -> Status {
     for (auto& b : batches) {
       // A group deleted under a running task: its events are dropped, as the

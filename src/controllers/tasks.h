@@ -71,6 +71,7 @@ class TaskController {
   std::mutex reconcile_mu_;
   std::condition_variable cv_;
   bool dirty_ = true, stop_ = false;
+  double last_purge_ = 0;  // under reconcile_mu_
   std::thread thread_;
 };
 

@@ -52,7 +52,8 @@ json::object image_view(const runtime::Image& i) {
                       {"layers", layers},       {"config", i.config}};
 }
 
-void add_image_routes(aws::Dispatcher& d, runtime::ImageStore& images, const std::string& upload_dir) {
+void add_image_routes(aws::Dispatcher& d, runtime::ImageStore& images, store::Store& store,
+                      const std::string& upload_dir) {
   d.add_signed({"pier", "POST", "/_pier/images/upload", "pier:ImportImage",
                 [upload_dir](aws::RequestContext&, http::Request& req) -> Result<http::Response> {
                   std::string id = query_param(req.target(), "id");
@@ -100,8 +101,21 @@ void add_image_routes(aws::Dispatcher& d, runtime::ImageStore& images, const std
                   return ok(req, json::object{{"images", list}});
                 }});
   d.add_signed({"pier", "DELETE", "/_pier/images", "pier:DeleteImage",
-                [&images](aws::RequestContext&, http::Request& req) -> Result<http::Response> {
+                [&images, &store](aws::RequestContext&, http::Request& req) -> Result<http::Response> {
                   PIER_ASSIGN(auto ref, runtime::ImageRef::parse(query_param(req.target(), "name")));
+                  if (auto image = images.resolve(ref); image.ok()) {
+                    PIER_ASSIGN(bool used, store.read([&](store::Db& db) -> Result<bool> {
+                      PIER_ASSIGN(auto* st, db.prepare("SELECT 1 FROM ecs_tasks WHERE last_status <> 'STOPPED' AND "
+                                                       "instr(doc, ?) > 0 LIMIT 1"));
+                      st->args(fmt::format("\"imageDigest\":\"{}\"", image->digest));
+                      PIER_ASSIGN(bool row, st->step());
+                      st->reset();
+                      return row;
+                    }));
+                    if (used)
+                      return Error::conflict("ImageInUseException",
+                                             fmt::format("The image '{}' is used by a task that has not stopped.", ref.str()));
+                  }
                   auto s = images.remove(ref);
                   if (!s.ok()) {
                     if (s.error().kind == ErrorKind::kNotFound)

@@ -13,10 +13,14 @@
 
 #include "aws/dispatcher.h"
 #include "runtime/images.h"
+#include "store/store.h"
 
 namespace pier::pierd {
 
-void add_image_routes(aws::Dispatcher& d, runtime::ImageStore& images, const std::string& upload_dir);
+// An image a task that is not STOPPED runs is not removed (its layers are
+// the task's overlayfs lower dirs).
+void add_image_routes(aws::Dispatcher& d, runtime::ImageStore& images, store::Store& store,
+                      const std::string& upload_dir);
 
 boost::json::object image_view(const runtime::Image& image);
 

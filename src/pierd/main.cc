@@ -172,7 +172,7 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "pierd: images: {}\n", images.error().message);
     return 1;
   }
-  pier::pierd::add_image_routes(dispatcher, **images, (std::filesystem::path(home) / "uploads").string());
+  pier::pierd::add_image_routes(dispatcher, **images, **store, (std::filesystem::path(home) / "uploads").string());
   std::unique_ptr<pier::runtime::Runtime> runtime;
   if (network) {
     std::error_code exe_ec;
@@ -230,6 +230,7 @@ int main(int argc, char** argv) {
   for (size_t i = 1; i < contexts.size(); ++i) pool.emplace_back([c = contexts[i].get()] { c->run(); });
   ioc.run();
   for (auto& t : pool) t.join();
+  if (network) network->stop();  // its passes kick the task controller, which goes next
   tasks.reset();    // containers keep running; a restarted pierd adopts them
   network.reset();  // its thread calls into the listeners, which go next
   log->info("stopped");

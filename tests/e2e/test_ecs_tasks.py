@@ -256,6 +256,12 @@ class Tasks(PierTestCase):
         self.assertIn("hello-from-task", p.stdout)
         self.assertIn("ecs/app/" + task_id(arn), p.stdout)
 
+        # The image a running task uses stays (its layers are the task's root).
+        p = subprocess.run([PIER, "--endpoint", self.pierd.endpoint, "image", "rm", IMAGE], env=ENV,
+                           capture_output=True, text=True)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("ImageInUseException", p.stderr)
+
         # The AWS CLI v2 stops it: SIGTERM to init, which exits 143.
         self.cli(2, "ecs", "stop-task", "--cluster", "c", "--task", arn, "--reason", "enough")
         t = self.wait_status(arn, "STOPPED")
@@ -352,6 +358,21 @@ class Tasks(PierTestCase):
         self.assertEqual(self.error(self.ecs.run_task, cluster="c", taskDefinition="ok", launchType="EC2",
                                     networkConfiguration=net),
                          ("InvalidParameterException", "No Container Instances were found in your cluster."))
+        # Roles ECS cannot assume: another account's, and one that does not trust ecs-tasks.
+        iam = self.checked("iam")
+        lambda_role = iam.create_role(RoleName="not-for-tasks", AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                                                    "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+        for role in ("arn:aws:iam::111122223333:role/Admin", lambda_role):
+            code, msg = self.error(self.ecs.run_task, cluster="c", taskDefinition="ok", launchType="FARGATE",
+                                   networkConfiguration=net, overrides={"taskRoleArn": role})
+            self.assertEqual(code, "ClientException")
+            self.assertIn("ECS was unable to assume the role '%s'" % role, msg)
+        # No network configuration for a definition that is not awsvpc (not Fargate-compatible).
+        self.ecs.register_task_definition(family="bridge", containerDefinitions=[{"name": "app", "image": IMAGE,
+                                                                                  "memory": 128}])
+        code, _ = self.error(self.ecs.run_task, cluster="c", taskDefinition="bridge", launchType="FARGATE")
+        self.assertEqual(code, "InvalidParameterException")
         # Task definitions ECS refuses.
         c = {"name": "app", "image": IMAGE}
         code, msg = self.error(self.ecs.register_task_definition, family="big", requiresCompatibilities=["FARGATE"],

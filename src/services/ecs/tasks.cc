@@ -204,8 +204,25 @@ Result<json::object> create_task(Db& db, const NewTask& t) {
       {"_AssignPublicIp", assign}};
   if (!t.started_by.empty()) task["startedBy"] = t.started_by;
   std::string role = get_string(t.overrides, "taskRoleArn", get_string(td, "taskRoleArn"));
-  if (!role.empty()) task["_TaskRoleArn"] = role;
   std::string exec_role = get_string(t.overrides, "executionRoleArn", get_string(td, "executionRoleArn"));
+  // ECS assumes the roles: each must be the caller's account's and trust ecs-tasks.amazonaws.com.
+  for (const auto& r : {role, exec_role}) {
+    if (r.empty()) continue;
+    auto a = aws::Arn::parse(r);
+    bool ok = a && a->service == "iam" && a->account == t.account;
+    if (ok) {
+      PIER_ASSIGN(auto* st, db.prepare("SELECT doc FROM iam_roles WHERE arn=?"));
+      st->args(r);
+      PIER_ASSIGN(bool row, st->step());
+      ok = row && st->text(0).find("ecs-tasks.amazonaws.com") != std::string::npos;
+      st->reset();
+    }
+    if (!ok)
+      return client(fmt::format("ECS was unable to assume the role '{}' that was provided for this task. Please verify "
+                                "that the role being passed has the proper trust relationship and permissions and that "
+                                "your IAM user has permissions to pass this role.", r));
+  }
+  if (!role.empty()) task["_TaskRoleArn"] = role;
   if (!exec_role.empty()) task["_ExecutionRoleArn"] = exec_role;
   PIER_TRY(save_task(db, TaskRow{t.account, t.region, id, task}));
   if (!t.tags.empty()) PIER_TRY(put_tags(db, arn, t.tags, "key", "value"));
@@ -306,7 +323,7 @@ void add_task_actions(aws::ServiceDef& def, store::Store& store, std::function<v
       t.region = ctx.region;
       t.cluster = get_string(cluster, "clusterName");
       t.task_definition = *td;
-      t.awsvpc = awsvpc->as_object();
+      if (awsvpc && awsvpc->is_object()) t.awsvpc = awsvpc->as_object();
       if (auto* o = in.if_contains("overrides"); o && o->is_object()) t.overrides = o->as_object();
       if (const auto* tags = get_array(in, "tags")) t.tags = *tags;
       t.started_by = get_string(in, "startedBy");
