@@ -13,8 +13,9 @@ build/bin/pierd --listen "$LISTEN" --home "$HOME_DIR" > /tmp/pierd-demo.out 2> "
 PIERD=$!
 AGENT=""
 cleanup() {
-  [[ -n "$AGENT" ]] && kill -TERM "$AGENT" 2>/dev/null
-  kill -TERM "$PIERD" 2>/dev/null
+  # (Ctrl-C reaches them too: either may be gone already.)
+  [[ -n "$AGENT" ]] && kill -TERM "$AGENT" 2>/dev/null || true
+  kill -TERM "$PIERD" 2>/dev/null || true
   wait 2>/dev/null || true
   # The kernel side goes with pierd; the store keeps the objects, and the
   # next pierd on this home makes them again.
@@ -33,7 +34,7 @@ run aws --endpoint-url "$ENDPOINT" ecs register-task-definition --family web \
   --container-definitions '[{"name":"app","image":"busybox","essential":true}]' \
   --query 'taskDefinition.[taskDefinitionArn,status,compatibilities]' --output text
 run /usr/bin/aws --endpoint-url "$ENDPOINT" ecs list-task-definitions --output text
-# The exec path with a host-level target (ECS tasks come with the next issues).
+# The exec path with a host-level target (ECS Exec into tasks comes with the next issue).
 build/bin/pier-exec-agent --target mi-0de000000000demo0 --endpoint "$ENDPOINT" \
   > /tmp/pier-agent-demo.out 2> "$HOME_DIR/agent.log" &
 AGENT=$!
@@ -41,7 +42,7 @@ for _ in $(seq 100); do grep -q connected /tmp/pier-agent-demo.out 2>/dev/null &
 run build/bin/pier --endpoint "$ENDPOINT" exec --target mi-0de000000000demo0 -- uname -sr
 # The scenario's network, built with the AWS CLI and made by the kernel: a
 # public subnet with an internet gateway and a NAT gateway, a private subnet
-# routed to the NAT, an ENI there (tasks come with the next issues).
+# routed to the NAT, an ENI there, and a task.
 ec2() { aws --endpoint-url "$ENDPOINT" --output text ec2 "$@"; }
 VPC=$(ec2 describe-vpcs --filters Name=tag:Name,Values=pier-demo --query 'Vpcs[0].VpcId')
 if [[ "$VPC" == "None" || -z "$VPC" ]]; then
@@ -81,6 +82,27 @@ if [[ $EUID -eq 0 ]]; then
     -w '\nHTTP %{http_code}, certificate verified against pier CA\n' https://ssmmessages.us-east-1.amazonaws.com/
   echo "The endpoint's access log ($HOME_DIR/endpoint-access.log) shows the NAT gateway's address:"
   tail -n 1 "$HOME_DIR/endpoint-access.log"; echo
+  # A Fargate task in the private subnet: a busybox image made offline, one
+  # runc container on the ENI's namespace, its output in CloudWatch Logs.
+  run build/bin/pier --endpoint "$ENDPOINT" image base busybox:latest
+  aws --endpoint-url "$ENDPOINT" logs create-log-group --log-group-name /ecs/hello 2>/dev/null || true
+  aws --endpoint-url "$ENDPOINT" ecs register-task-definition --family hello \
+    --requires-compatibilities FARGATE --network-mode awsvpc --cpu 256 --memory 512 \
+    --container-definitions '[{"name":"app","image":"busybox:latest","linuxParameters":{"initProcessEnabled":true},
+      "command":["sh","-c","echo hello from $(hostname); grep nameserver /etc/resolv.conf; sleep 3600"],
+      "logConfiguration":{"logDriver":"awslogs","options":{"awslogs-group":"/ecs/hello","awslogs-region":"us-east-1","awslogs-stream-prefix":"ecs"}}}]' > /dev/null
+  PRIV=$(ec2 describe-network-interfaces --network-interface-ids "$ENI" --query 'NetworkInterfaces[0].SubnetId')
+  TASK=$(aws --endpoint-url "$ENDPOINT" ecs run-task --cluster demo --launch-type FARGATE --task-definition hello \
+         --network-configuration "awsvpcConfiguration={subnets=[$PRIV]}" --query 'tasks[0].taskArn' --output text)
+  for _ in $(seq 100); do
+    [[ $(aws --endpoint-url "$ENDPOINT" ecs describe-tasks --cluster demo --tasks "$TASK" \
+         --query 'tasks[0].lastStatus' --output text) == RUNNING ]] && break
+    sleep 0.2
+  done
+  run aws --endpoint-url "$ENDPOINT" ecs describe-tasks --cluster demo --tasks "$TASK" --output table \
+    --query 'tasks[0].{task:taskArn,status:lastStatus,ip:containers[0].networkInterfaces[0].privateIpv4Address,runtimeId:containers[0].runtimeId}'
+  sleep 1
+  run /usr/bin/aws --endpoint-url "$ENDPOINT" logs tail /ecs/hello
 fi
 echo "A shell on that target, with the AWS CLI and pier's session-manager-plugin:"
 echo "  aws --endpoint-url $ENDPOINT ssm start-session --target mi-0de000000000demo0"
