@@ -123,6 +123,11 @@ int rlimit_resource(const std::string& n) {
 
 }  // namespace
 
+// The task's cgroup (its containers' are below it), relative as runc takes it.
+std::string TaskController::task_cgroup(const std::string& task_id) const {
+  return fmt::format("pier-{}/{}", network_.tag(), task_id);
+}
+
 TaskController::TaskController(store::Store& store, NetworkController& network, runtime::ImageStore& images,
                                runtime::Runtime& runtime, Config config)
     : store_(store), network_(network), images_(images), runtime_(runtime), config_(std::move(config)) {}
@@ -266,7 +271,7 @@ Status TaskController::step(TaskRow& t, double now, bool& network_changed) {
       if (auto s = runtime_.remove(rid); !s.ok()) return s;
     }
     // runc removes each container's own cgroup; the task's is pier's.
-    if (auto s = runtime::remove_cgroup_tree(fmt::format("pier-{}/{}", network_.tag(), t.id)); !s.ok())
+    if (auto s = runtime::remove_cgroup_tree(task_cgroup(t.id)); !s.ok())
       log::get("tasks")->warn("task {}: {}", t.id, s.error().message);
     d["lastStatus"] = "STOPPED";
     for (auto& c : d["containers"].as_array()) {
@@ -434,11 +439,8 @@ Status TaskController::start_containers(TaskRow& t, double now) {
     runtime::ContainerSpec spec;
   };
   std::vector<Prepared> prepared;
-  const json::object& ov = d.contains("overrides") && d["overrides"].is_object() ? d["overrides"].as_object() : json::object{};
   int64_t task_cpu = std::stoll(get_string(d, "cpu", "256"));
   int64_t task_mem = std::stoll(get_string(d, "memory", "512"));
-  rlimit host_nofile{};
-  ::getrlimit(RLIMIT_NOFILE, &host_nofile);
   for (auto& cv : d["containers"].as_array()) {
     auto& c = cv.as_object();
     std::string name = get_string(c, "name");
@@ -551,12 +553,10 @@ Status TaskController::start_containers(TaskRow& t, double now) {
     s.mounts.push_back({(fs::path(dir) / "hosts").string(), "/etc/hosts", false});
     s.mounts.push_back({(fs::path(dir) / "hostname").string(), "/etc/hostname", false});
     s.mounts.push_back({(fs::path(dir) / "resolv.conf").string(), "/etc/resolv.conf", false});
-    s.cgroup_parent = fmt::format("pier-{}/{}", network_.tag(), t.id);
+    s.cgroup_parent = task_cgroup(t.id);
     prepared.push_back(Prepared{&c, std::move(s)});
   }
   d["pullStoppedAt"] = wall_now();
-  (void)ov;
-  (void)host_nofile;
 
   // The runtime ids are recorded first: the metadata endpoint answers a
   // container that asks at once, and a start cut short by a crash leaves a

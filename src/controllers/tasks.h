@@ -59,6 +59,7 @@ class TaskController {
   Status step(svc::ecs::TaskRow& task, double now, bool& network_changed);
   Status start_containers(svc::ecs::TaskRow& task, double now);
   Status drain_logs(svc::ecs::TaskRow& task, bool final);
+  std::string task_cgroup(const std::string& task_id) const;
   Status write_task_files(const svc::ecs::TaskRow& task, const std::string& dir);
 
   store::Store& store_;

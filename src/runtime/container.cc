@@ -37,6 +37,27 @@ constexpr int kStartTimeoutMs = 60000;
 
 std::string errno_text(int e) { return std::strerror(e); }
 
+// Reads fd into out (at most cap bytes kept) until EOF, a newline when
+// to_newline, or timeout_ms; returns whether the time ran out.
+bool read_until(int fd, int timeout_ms, size_t cap, bool to_newline, std::string& out) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    int left = int(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now())
+                       .count());
+    if (left <= 0) return true;
+    pollfd pfd{fd, POLLIN, 0};
+    int n = ::poll(&pfd, 1, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n == 0;
+    char buf[4096];
+    ssize_t got = ::read(fd, buf, sizeof buf);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return false;
+    if (out.size() < cap) out.append(buf, size_t(got));
+    if (to_newline && out.find('\n') != std::string::npos) return false;
+  }
+}
+
 bool read_file(const std::string& path, std::string& out) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
@@ -168,29 +189,7 @@ Result<CommandResult> run_command(const std::vector<std::string>& argv, int time
     return Error::internal("cannot run '" + argv[0] + "': " + errno_text(rc));
   }
   CommandResult r;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  bool timed_out = false;
-  for (;;) {
-    int left = int(std::chrono::duration_cast<std::chrono::milliseconds>(
-                       deadline - std::chrono::steady_clock::now())
-                       .count());
-    if (left <= 0) {
-      timed_out = true;
-      break;
-    }
-    pollfd pfd{p[0], POLLIN, 0};
-    int n = ::poll(&pfd, 1, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      timed_out = n == 0;
-      break;
-    }
-    char buf[4096];
-    ssize_t got = ::read(p[0], buf, sizeof buf);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;
-    if (r.output.size() < 65536) r.output.append(buf, size_t(got));
-  }
+  bool timed_out = read_until(p[0], timeout_ms, 65536, false, r.output);
   ::close(p[0]);
   if (timed_out) ::kill(pid, SIGKILL);
   while (::waitpid(pid, &r.status, 0) < 0 && errno == EINTR) {
@@ -817,30 +816,7 @@ Result<ContainerState> Runtime::start(const ContainerSpec& in) {
   }
 
   std::string msg;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kStartTimeoutMs);
-  bool timed_out = false;
-  for (;;) {
-    int left = int(std::chrono::duration_cast<std::chrono::milliseconds>(
-                       deadline - std::chrono::steady_clock::now())
-                       .count());
-    if (left <= 0) {
-      timed_out = true;
-      break;
-    }
-    pollfd pfd{ready[0], POLLIN, 0};
-    int n = ::poll(&pfd, 1, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      timed_out = n == 0;
-      break;
-    }
-    char buf[64];
-    ssize_t got = ::read(ready[0], buf, sizeof buf);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;
-    msg.append(buf, size_t(got));
-    if (msg.find('\n') != std::string::npos) break;
-  }
+  bool timed_out = read_until(ready[0], kStartTimeoutMs, 4096, true, msg);
   ::close(ready[0]);
   if (msg.rfind("P ", 0) == 0) return state(spec.id);
 
