@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <deque>
 #include <map>
 #include <memory>
@@ -497,6 +498,63 @@ asio::awaitable<void> control_loop() {
   }
 }
 
+std::string with_region(std::string url, const std::string& region) {
+  if (auto p = url.find("{region}"); p != std::string::npos) url.replace(p, 8, region);
+  return url;
+}
+
+// Container mode (ECS Exec): who this agent is comes from the task metadata
+// endpoint, as AWS's agent learns it — `ecs:CLUSTER_TASKID_RUNTIMEID`, the
+// region from the task's ARN. The metadata endpoint answers at once once the
+// task runs; a few tries cover the moments before.
+asio::awaitable<Result<std::string>> container_identity(const std::string& uri) {
+  auto ex = co_await asio::this_coro::executor;
+  auto get = [](std::string url) -> asio::awaitable<Result<json::object>> {
+    auto u = client::Url::parse(url);
+    if (!u.ok()) co_return u.error();
+    bhttp::request<bhttp::string_body> req{bhttp::verb::get, u->target, 11};
+    client::ConnectOptions o;
+    o.timeout = 2s;
+    auto r = co_await client::http_request(*u, std::move(req), o);
+    if (!r.ok()) co_return r.error();
+    if (r->status != 200) co_return Error::internal(fmt::format("{}: HTTP {}", url, r->status));
+    boost::system::error_code ec;
+    auto v = json::parse(r->body, ec);
+    if (ec || !v.is_object()) co_return Error::internal(url + ": not a JSON object");
+    co_return v.as_object();
+  };
+  auto last = [](const json::object& o, std::string_view k) {
+    std::string v = o.contains(k) && o.at(k).is_string() ? std::string(o.at(k).as_string()) : "";
+    return v.substr(v.rfind('/') + 1);
+  };
+  asio::steady_timer t(ex);
+  Error err = Error::internal("no metadata");
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    if (attempt) {
+      t.expires_after(1s);
+      co_await t.async_wait(kTuple);
+    }
+    auto task = co_await get(uri + "/task");
+    if (!task.ok()) {
+      err = task.error();
+      continue;
+    }
+    auto self = co_await get(uri);
+    if (!self.ok()) {
+      err = self.error();
+      continue;
+    }
+    std::string arn = task->contains("TaskARN") && task->at("TaskARN").is_string()
+                          ? std::string(task->at("TaskARN").as_string()) : "";
+    auto parts = str::split(arn, ':');
+    if (parts.size() < 6 || last(*task, "Cluster").empty() || last(*self, "DockerId").empty())
+      co_return Error::internal("failed to get identity from ECS metadata");
+    g_cfg.endpoint.region = std::string(parts[3]);
+    co_return fmt::format("ecs:{}_{}_{}", last(*task, "Cluster"), last(*task, "TaskARN"), last(*self, "DockerId"));
+  }
+  co_return err;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -504,15 +562,35 @@ int main(int argc, char** argv) {
   std::string region = client::region_from_environment();
   std::string endpoint = env("AWS_ENDPOINT_URL");
   std::string level = "info", ca = env("AWS_CA_BUNDLE");
-  app.add_option("--target", g_cfg.target, "the target id (e.g. mi-0123456789abcdef0)")->required();
+  app.add_option("--target", g_cfg.target,
+                 "the target id (e.g. mi-0123456789abcdef0); without it, in a task with "
+                 "$ECS_CONTAINER_METADATA_URI_V4, the task's own (ECS Exec's container mode)");
   app.add_option("--endpoint", endpoint,
                  "ssmmessages endpoint URL (default $AWS_ENDPOINT_URL, else https://ssmmessages.REGION.amazonaws.com)");
   app.add_option("--ca-bundle", ca, "PEM file of the CAs to trust for https (default $AWS_CA_BUNDLE, else the system's)");
   app.add_option("--log-level", level, "trace, debug, info, warn, error");
   CLI11_PARSE(app, argc, argv);
   log::init(level);
-  if (endpoint.empty()) endpoint = fmt::format("https://ssmmessages.{}.amazonaws.com", region);
-  auto url = client::Url::parse(endpoint);
+  std::string metadata = env("ECS_CONTAINER_METADATA_URI_V4");
+  if (metadata.empty()) metadata = env("ECS_CONTAINER_METADATA_URI");
+  bool container_mode = g_cfg.target.empty();
+  if (container_mode && metadata.empty()) {
+    fmt::print(stderr, "pier-exec-agent: --target is required outside an ECS task\n");
+    return 2;
+  }
+  if (container_mode) {
+    // As AWS's agent in a container: the regional ssmmessages name (the
+    // task's resolver says where that is) and the CA bundle mounted beside
+    // the binary; the application's own endpoint settings are not ours.
+    std::error_code ec;
+    auto dir = std::filesystem::canonical("/proc/self/exe", ec).parent_path();
+    auto bundle = dir / "certs" / "amazon-ssm-agent.crt";
+    if (ca.empty() || ca == env("AWS_CA_BUNDLE")) ca = std::filesystem::exists(bundle, ec) ? bundle.string() : "";
+    if (endpoint == env("AWS_ENDPOINT_URL")) endpoint.clear();
+  }
+  if (endpoint.empty() && !container_mode) endpoint = fmt::format("https://ssmmessages.{}.amazonaws.com", region);
+  if (endpoint.empty()) endpoint = "https://ssmmessages.{region}.amazonaws.com";
+  auto url = client::Url::parse(with_region(endpoint, region.empty() ? "us-east-1" : region));
   if (!url.ok()) {
     fmt::print(stderr, "pier-exec-agent: --endpoint: {}\n", url.error().message);
     return 2;
@@ -526,7 +604,25 @@ int main(int argc, char** argv) {
   asio::io_context ioc{1};
   asio::signal_set stop(ioc, SIGTERM, SIGINT);
   stop.async_wait([&](boost::system::error_code, int) { ioc.stop(); });
-  asio::co_spawn(ioc, control_loop(), asio::detached);
+  int rc = 0;
+  if (container_mode) {
+    asio::co_spawn(ioc, [&, endpoint, metadata]() -> asio::awaitable<void> {
+      auto id = co_await container_identity(metadata);
+      if (!id.ok()) {
+        log::get("agent")->error("{}", id.error().message);
+        rc = 1;  // the monitor starts us again
+        ioc.stop();
+        co_return;
+      }
+      g_cfg.target = *id;
+      auto u = client::Url::parse(with_region(endpoint, g_cfg.endpoint.region));
+      if (u.ok()) g_cfg.endpoint.url = *u;
+      log::get("agent")->info("container mode: {} via {}", g_cfg.target, g_cfg.endpoint.url.host);
+      co_await control_loop();
+    }, asio::detached);
+  } else {
+    asio::co_spawn(ioc, control_loop(), asio::detached);
+  }
   ioc.run();
-  return 0;
+  return rc;
 }

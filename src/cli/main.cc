@@ -84,39 +84,14 @@ std::string shell_quote(const std::string& w) {
   return out + "'";
 }
 
-// pier exec --target ID [-- COMMAND…]. With a command: a
-// NonInteractiveCommands session — stdout and stderr apart, stdin not
-// forwarded, the remote exit code as ours. Without one, on a terminal: the
-// default shell, interactively.
-int run_exec(const client::Endpoint& ep, const std::string& target, const std::vector<std::string>& command) {
-  bool interactive = command.empty();
-  if (interactive && !isatty(0)) {
-    fmt::print(stderr, "pier exec: no command given and stdin is not a terminal\n");
-    return 2;
-  }
-  auto creds = credentials();
-  if (!creds.ok()) {
-    fmt::print(stderr, "pier: {}\n", creds.error().message);
-    return 255;
-  }
-  json::object in{{"Target", target}};
-  if (!interactive) {
-    std::string joined;
-    for (const auto& w : command) joined += (joined.empty() ? "" : " ") + shell_quote(w);
-    in["DocumentName"] = "AWS-StartNonInteractiveCommand";
-    in["Parameters"] = json::object{{"command", json::array{json::value(joined)}}};
-  }
-  auto started = run(client::call_json(ep, "ssm", "AmazonSSM.StartSession", in, *creds));
-  if (!started.ok()) {
-    print_aws_error(started.error(), "StartSession");
-    return 254;
-  }
-  client::SessionTicket ticket{sfield(*started, "SessionId"), sfield(*started, "StreamUrl"),
-                               sfield(*started, "TokenValue")};
+// Runs a started session to its end: a raw terminal, or stdout and stderr
+// apart with the remote exit code as ours.
+int run_ticket(const client::Endpoint& ep, const client::Credentials& creds, const client::SessionTicket& ticket,
+               bool terminal) {
   client::SessionOptions opts;
-  opts.terminal = interactive;
+  opts.terminal = terminal;
   opts.connect = ep.connect;
-  opts.resume = [&ep, c = *creds, id = ticket.session_id]() -> asio::awaitable<Result<client::SessionTicket>> {
+  opts.resume = [&ep, c = creds, id = ticket.session_id]() -> asio::awaitable<Result<client::SessionTicket>> {
     json::object body;
     body["SessionId"] = id;
     auto r = co_await client::call_json(ep, "ssm", "AmazonSSM.ResumeSession", body, c);
@@ -138,6 +113,140 @@ int run_exec(const client::Endpoint& ep, const std::string& target, const std::v
   if (!end.output.empty()) fmt::print(stderr, "{}\n", end.output);
   return end.exit_code;
 }
+
+// An SSM session on a target: with a command, NonInteractiveCommands —
+// stdout and stderr apart, stdin not forwarded, the remote exit code as
+// ours; without one, the default shell on the terminal.
+int start_ssm_session(const client::Endpoint& ep, const client::Credentials& creds, const std::string& target,
+                      const std::vector<std::string>& command) {
+  bool interactive = command.empty();
+  json::object in{{"Target", target}};
+  if (!interactive) {
+    std::string joined;
+    for (const auto& w : command) joined += (joined.empty() ? "" : " ") + shell_quote(w);
+    in["DocumentName"] = "AWS-StartNonInteractiveCommand";
+    in["Parameters"] = json::object{{"command", json::array{json::value(joined)}}};
+  }
+  auto started = run(client::call_json(ep, "ssm", "AmazonSSM.StartSession", in, creds));
+  if (!started.ok()) {
+    print_aws_error(started.error(), "StartSession");
+    return 254;
+  }
+  client::SessionTicket ticket{sfield(*started, "SessionId"), sfield(*started, "StreamUrl"),
+                               sfield(*started, "TokenValue")};
+  return run_ticket(ep, creds, ticket, interactive);
+}
+
+// pier exec --target ID [-- COMMAND…]
+int run_exec(const client::Endpoint& ep, const std::string& target, const std::vector<std::string>& command) {
+  if (command.empty() && !isatty(0)) {
+    fmt::print(stderr, "pier exec: no command given and stdin is not a terminal\n");
+    return 2;
+  }
+  auto creds = credentials();
+  if (!creds.ok()) {
+    fmt::print(stderr, "pier: {}\n", creds.error().message);
+    return 255;
+  }
+  return start_ssm_session(ep, *creds, target, command);
+}
+
+double number(const json::value* v) {
+  return v && (v->is_double() || v->is_int64() || v->is_uint64()) ? v->to_number<double>() : 0;
+}
+
+bool looks_like_task(const std::string& ref) {
+  if (ref.starts_with("arn:")) return ref.find(":task/") != std::string::npos;
+  return ref.size() == 32 && ref.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+// pier exec [--cluster C] TASK|SERVICE [-c CONTAINER] [-- COMMAND…]: ECS
+// Exec. TASK is a task id or ARN; anything else names a service (its newest
+// RUNNING task). On a terminal, ExecuteCommand (interactive, as AWS allows
+// it; the command defaults to /bin/sh) and the session run here; without
+// one, an SSM session with AWS-StartNonInteractiveCommand on the task's
+// ecs: target, stdout and stderr apart and the remote exit code as ours.
+int run_ecs_exec(const client::Endpoint& ep, const std::string& cluster, const std::string& ref,
+                 const std::string& container, const std::vector<std::string>& command) {
+  bool terminal = isatty(0) && isatty(1);
+  if (!terminal && command.empty()) {
+    fmt::print(stderr, "pier exec: no command given and stdin is not a terminal\n");
+    return 2;
+  }
+  auto creds = credentials();
+  if (!creds.ok()) {
+    fmt::print(stderr, "pier: {}\n", creds.error().message);
+    return 255;
+  }
+  auto ecs = [&](const std::string& action, const json::object& in) {
+    return run(client::call_json(ep, "ecs", "AmazonEC2ContainerServiceV20141113." + action, in, *creds));
+  };
+  std::vector<std::string> refs{ref};
+  if (!looks_like_task(ref)) {
+    auto l = ecs("ListTasks", json::object{{"cluster", cluster}, {"serviceName", ref}, {"desiredStatus", "RUNNING"}});
+    if (!l.ok()) {
+      print_aws_error(l.error(), "ListTasks");
+      return 254;
+    }
+    refs.clear();
+    if (const auto* a = l->if_contains("taskArns"); a && a->is_array())
+      for (const auto& t : a->as_array())
+        if (t.is_string()) refs.emplace_back(t.as_string());
+    if (refs.empty()) {
+      fmt::print(stderr, "pier exec: service {} has no running task in cluster {}\n", ref, cluster);
+      return 254;
+    }
+  }
+  json::array ids;
+  for (const auto& r : refs) ids.emplace_back(r);
+  auto d = ecs("DescribeTasks", json::object{{"cluster", cluster}, {"tasks", ids}});
+  if (!d.ok()) {
+    print_aws_error(d.error(), "DescribeTasks");
+    return 254;
+  }
+  // The newest RUNNING one (a service's), or the one asked for.
+  const json::object* task = nullptr;
+  if (const auto* a = d->if_contains("tasks"); a && a->is_array())
+    for (const auto& t : a->as_array()) {
+      const auto& o = t.as_object();
+      if (refs.size() > 1 && sfield(o, "lastStatus") != "RUNNING") continue;
+      if (!task || number(o.if_contains("startedAt")) > number(task->if_contains("startedAt"))) task = &o;
+    }
+  if (!task) {
+    fmt::print(stderr, "pier exec: The task provided in the request was not found.\n");
+    return 254;
+  }
+  const json::object* c = nullptr;
+  if (const auto* a = task->if_contains("containers"); a && a->is_array())
+    for (const auto& cv : a->as_array())
+      if (container.empty() ? !c : sfield(cv.as_object(), "name") == container) c = &cv.as_object();
+  if (!c || (container.empty() && task->at("containers").as_array().size() > 1)) {
+    fmt::print(stderr, "pier exec: {}\n", container.empty() ? "the task has more than one container: name one with -c"
+                                                            : "no container " + container + " in the task");
+    return 254;
+  }
+  std::string cluster_arn = sfield(*task, "clusterArn"), task_arn = sfield(*task, "taskArn");
+  if (!terminal) {
+    std::string target = fmt::format("ecs:{}_{}_{}", cluster_arn.substr(cluster_arn.rfind('/') + 1),
+                                     task_arn.substr(task_arn.rfind('/') + 1), sfield(*c, "runtimeId"));
+    return start_ssm_session(ep, *creds, target, command);
+  }
+  std::string joined;
+  for (const auto& w : command) joined += (joined.empty() ? "" : " ") + shell_quote(w);
+  auto x = ecs("ExecuteCommand", json::object{{"cluster", cluster_arn}, {"task", task_arn}, {"container", sfield(*c, "name")},
+                                              {"interactive", true}, {"command", joined.empty() ? "/bin/sh" : joined}});
+  if (!x.ok()) {
+    print_aws_error(x.error(), "ExecuteCommand");
+    return 254;
+  }
+  json::object session = x->contains("session") && x->at("session").is_object() ? x->at("session").as_object() : json::object{};
+  client::SessionTicket ticket{sfield(session, "sessionId"), sfield(session, "streamUrl"), sfield(session, "tokenValue")};
+  return run_ticket(ep, *creds, ticket, true);
+}
+
+// pier ps: the live tasks and, for those with ECS Exec on, where their
+// agents' control channels come from.
+int run_ps(const client::Endpoint& ep);
 
 int run_status(const client::Endpoint& ep, const std::string& endpoint, bool health) {
   if (health) {
@@ -296,6 +405,36 @@ Result<json::object> pier_call(const client::Endpoint& ep, const std::string& me
   return o;
 }
 
+int run_ps(const client::Endpoint& ep) {
+  auto r = pier_call(ep, "GET", "/_pier/ps", "");
+  if (!r.ok()) {
+    print_aws_error(r.error(), "ps");
+    return 254;
+  }
+  fmt::print("{:<20} {:<32} {:<26} {:<9} {:<12} {:<20} {}\n", "CLUSTER", "TASK", "GROUP", "STATUS", "IP", "CONTAINER",
+             "EXEC");
+  if (const auto* list = r->if_contains("tasks"); list && list->is_array())
+    for (const auto& tv : list->as_array()) {
+      const auto& t = tv.as_object();
+      const auto* cs = t.if_contains("containers");
+      if (!cs || !cs->is_array()) continue;
+      for (const auto& cv : cs->as_array()) {
+        const auto& c = cv.as_object();
+        std::string exec = "-";
+        if (c.contains("agent")) {
+          bool connected = c.contains("connected") && c.at("connected").is_bool() && c.at("connected").as_bool();
+          if (connected && c.contains("path") && c.at("path").is_object())
+            exec = "connected via " + sfield(c.at("path").as_object(), "text");
+          else
+            exec = fmt::format("agent {}, not connected", sfield(c, "agent"));
+        }
+        fmt::print("{:<20} {:<32} {:<26} {:<9} {:<12} {:<20} {}\n", sfield(t, "cluster"), sfield(t, "taskId"),
+                   sfield(t, "group"), sfield(t, "lastStatus"), sfield(t, "privateIPv4Address"), sfield(c, "name"), exec);
+      }
+    }
+  return 0;
+}
+
 void print_image(const json::object& i) {
   auto digest = sfield(i, "digest");
   int64_t size = i.contains("size") && i.at("size").is_int64() ? i.at("size").as_int64() : 0;
@@ -397,18 +536,22 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   auto* status = app.add_subcommand("status", "show what pierd serves and who you are to it");
   auto* whoami = app.add_subcommand("whoami", "sts get-caller-identity");
-  auto* exec_cmd = app.add_subcommand("exec", "run a command (or, on a terminal, a shell) in a target over Session Manager");
-  std::string exec_target;
+  auto* exec_cmd = app.add_subcommand(
+      "exec", "run a command (or, on a terminal, a shell) in an ECS task's container (ECS Exec) or a Session Manager target");
+  std::string exec_target, exec_cluster = "default", exec_container, exec_task;
   std::vector<std::string> exec_command;
-  exec_cmd->add_option("--target", exec_target, "the session target (e.g. mi-…)")->required();
-  exec_cmd->add_option("command", exec_command, "the command and its arguments (after --); none: a shell");
+  exec_cmd->add_option("--target", exec_target, "a Session Manager target (e.g. mi-…) instead of a task");
+  exec_cmd->add_option("--cluster", exec_cluster, "the task's cluster (default: default)");
+  exec_cmd->add_option("-c,--container", exec_container, "the container (needed when the task has several)");
+  exec_cmd->add_option("task", exec_task, "a task id or ARN, or a service name (its newest RUNNING task)");
+  auto* ps_cmd = app.add_subcommand("ps", "the running tasks, and how each exec agent reaches ssmmessages");
   auto* net_cmd = app.add_subcommand("net", "the VPC networks pierd runs");
   net_cmd->require_subcommand(1);
   auto* net_exec = net_cmd->add_subcommand("exec", "run a command inside an ENI's network namespace");
   std::string eni;
   std::vector<std::string> net_command;
   net_exec->add_option("eni", eni, "the network interface (eni-…)")->required();
-  net_exec->add_option("command", net_command, "the command and its arguments (after --)")->required();
+  // (Everything after "--" is the command: split off before parsing.)
   auto* image_cmd = app.add_subcommand("image", "the images tasks run (pierd's local store)");
   image_cmd->require_subcommand(1);
   std::string image_name, image_path;
@@ -425,8 +568,25 @@ int main(int argc, char** argv) {
   std::string down_home;
   down->add_flag("--all", down_all, "every namespace and link of the instance")->required();
   down->add_option("--home", down_home, "the instance's home (as given to pierd)")->required();
+  std::vector<std::string> after_dashes;
+  for (int i = 1; i < argc; ++i)
+    if (std::string_view(argv[i]) == "--") {
+      for (int j = i + 1; j < argc; ++j) after_dashes.emplace_back(argv[j]);
+      argc = i;
+      break;
+    }
   CLI11_PARSE(app, argc, argv);
   if (down->parsed()) return run_down(down_home);
+  exec_command = after_dashes;
+  net_command = after_dashes;
+  if (net_exec->parsed() && net_command.empty()) {
+    fmt::print(stderr, "pier net exec: no command (give it after --)\n");
+    return 2;
+  }
+  if (exec_cmd->parsed() && exec_target.empty() == exec_task.empty()) {
+    fmt::print(stderr, "pier exec: give a task or service, or --target (not both)\n");
+    return 2;
+  }
 
   auto url = client::Url::parse(endpoint);
   if (!url.ok()) {
@@ -438,7 +598,9 @@ int main(int argc, char** argv) {
   ep.region = client::region_from_environment();
   ep.connect.ca_file = ca;
   signal(SIGPIPE, SIG_IGN);
-  if (exec_cmd->parsed()) return run_exec(ep, exec_target, exec_command);
+  if (exec_cmd->parsed() && !exec_target.empty()) return run_exec(ep, exec_target, exec_command);
+  if (exec_cmd->parsed()) return run_ecs_exec(ep, exec_cluster, exec_task, exec_container, exec_command);
+  if (ps_cmd->parsed()) return run_ps(ep);
   if (net_exec->parsed()) return run_net_exec(ep, eni, net_command);
   if (whoami->parsed()) return run_status(ep, endpoint, false);
   if (image_import->parsed()) return run_image(ep, "import", image_name, image_path);

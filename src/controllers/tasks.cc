@@ -8,6 +8,7 @@
 #include <fstream>
 #include <set>
 
+#include "common/ids.h"
 #include "common/log.h"
 #include "services/ec2/ec2.h"
 #include "services/logs/logs.h"
@@ -254,6 +255,23 @@ static Status commit(store::Store& store, TaskRow& t, const std::function<Status
   });
 }
 
+// containers[].managedAgents[0] as the monitor last saw the agent; true when it changed.
+static bool set_managed_agent(json::object& c, const std::string& status, double started, const std::string& reason) {
+  auto* ma = c.if_contains("managedAgents");
+  if (!ma || !ma->is_array() || ma->as_array().empty() || !ma->as_array()[0].is_object()) return false;
+  auto& a = ma->as_array()[0].as_object();
+  bool changed = false;
+  auto set = [&](const char* k, json::value v) {
+    if (const auto* have = a.if_contains(k); have && *have == v) return;
+    a[k] = std::move(v);
+    changed = true;
+  };
+  set("lastStatus", json::value(status));
+  if (started > 0) set("lastStartedAt", json::value(started));
+  if (!reason.empty()) set("reason", json::value(reason));
+  return changed;
+}
+
 Status TaskController::step(TaskRow& t, double now, bool& network_changed) {
   auto& d = t.doc;
   std::string eni = get_string(d, "_Eni");
@@ -325,7 +343,7 @@ Status TaskController::step(TaskRow& t, double now, bool& network_changed) {
   }
 
   // From here on, containers exist: watch them.
-  bool any_running = false;
+  bool any_running = false, changed = false;
   for (auto& c : d["containers"].as_array()) {
     auto& co = c.as_object();
     std::string rid = get_string(co, "runtimeId");
@@ -334,8 +352,12 @@ Status TaskController::step(TaskRow& t, double now, bool& network_changed) {
     using S = runtime::ContainerState::Status;
     if (st.status == S::kRunning || st.status == S::kCreated) {
       any_running = true;
+      if (st.agent && set_managed_agent(co, st.agent->status, st.agent->started_ms / 1000.0, st.agent->reason))
+        changed = true;
       continue;
     }
+    changed = true;
+    set_managed_agent(co, "STOPPED", 0, "Received Container Stopped event");
     co["lastStatus"] = "STOPPED";
     if (st.exit_code) co["exitCode"] = *st.exit_code;
     if (!st.error.empty()) co["reason"] = st.error;
@@ -350,7 +372,7 @@ Status TaskController::step(TaskRow& t, double now, bool& network_changed) {
     desired = "STOPPED";
   }
   PIER_TRY(drain_logs(t, false));
-  if (desired != "STOPPED") return {};
+  if (desired != "STOPPED") return changed ? commit(store_, t) : Status{};
 
   if (last == "RUNNING" || last == "ACTIVATING") {
     d["lastStatus"] = "DEACTIVATING";
@@ -553,6 +575,14 @@ Status TaskController::start_containers(TaskRow& t, double now) {
     s.mounts.push_back({(fs::path(dir) / "hosts").string(), "/etc/hosts", false});
     s.mounts.push_back({(fs::path(dir) / "hostname").string(), "/etc/hostname", false});
     s.mounts.push_back({(fs::path(dir) / "resolv.conf").string(), "/etc/resolv.conf", false});
+    if (get_bool(d, "enableExecuteCommand") && !config_.exec_agent.empty()) {
+      // As the ECS agent binds its SSM agent: a directory of its own per container.
+      std::string edir = get_string(c, "_ExecDir");
+      if (edir.empty()) c["_ExecDir"] = edir = "/ecs-execute-command-" + ids::uuid4();
+      s.mounts.push_back({config_.exec_agent, edir + "/pier-exec-agent", true});
+      s.mounts.push_back({config_.ca_bundle, edir + "/certs/amazon-ssm-agent.crt", true});
+      s.agent_args = {edir + "/pier-exec-agent"};
+    }
     s.cgroup_parent = task_cgroup(t.id);
     prepared.push_back(Prepared{&c, std::move(s)});
   }

@@ -6,6 +6,10 @@
 //   PENDING        the image is resolved and its layers unpacked, the log
 //                  group checked, the containers started (runc, under a
 //                  pier-monitor each)                → every container runs
+//                  With enableExecuteCommand, pier-exec-agent and pier's CA
+//                  are bound read-only into each container under
+//                  /ecs-execute-command-<uuid>/, and its monitor runs the
+//                  agent inside as root (containers[].managedAgents).
 //   ACTIVATING     → RUNNING (no load balancers to register with)
 //   DEACTIVATING   desiredStatus became STOPPED
 //   STOPPING       SIGTERM to each container, SIGKILL after stopTimeout
@@ -42,6 +46,11 @@ class TaskController {
   struct Config {
     std::string home;                         // task files go under HOME/tasks/<id>/
     std::string tini = "/usr/bin/tini-static";
+    // ECS Exec: the agent bound into exec-enabled containers and the CA
+    // bundle it trusts (pier's). Without an agent, exec-enabled tasks run
+    // without one (their managed agent stays PENDING).
+    std::string exec_agent;
+    std::string ca_bundle;
   };
   TaskController(store::Store& store, NetworkController& network, runtime::ImageStore& images,
                  runtime::Runtime& runtime, Config config);

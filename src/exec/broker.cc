@@ -178,6 +178,7 @@ void Broker::reap_orphans(std::vector<SessionInfo>& to_record) {
     s.info.end = time::epoch(std::chrono::system_clock::now());
     s.info.status = "Failed";
     close_client(s, "The session's agent did not reconnect.");
+    end_transcript(s);
     to_record.push_back(s.info);
   }
 }
@@ -226,13 +227,21 @@ bool Broker::target_connected(const std::string& target) const {
   return controls_.count(target) > 0;
 }
 
+std::vector<ControlInfo> Broker::controls() const {
+  std::lock_guard lock(mu_);
+  std::vector<ControlInfo> out;
+  for (const auto& [t, i] : control_info_) out.push_back(i);
+  return out;
+}
+
 Result<Broker::Started> Broker::start_session(const std::string& target,
                                               const std::string& document_name,
                                               const json::object& document_content,
-                                              const std::string& owner) {
+                                              const std::string& owner, const std::string& id_prefix,
+                                              std::optional<Transcript> transcript) {
   std::shared_ptr<Channel> control;
   Started st;
-  st.session_id = "pier-" + ids::hex_id(17);
+  st.session_id = id_prefix + "-" + ids::hex_id(17);
   SessionInfo created;
   {
     std::lock_guard lock(mu_);
@@ -247,6 +256,7 @@ Result<Broker::Started> Broker::start_session(const std::string& target,
     s.info.owner = owner;
     s.info.start = time::epoch(std::chrono::system_clock::now());
     s.info.status = "Connecting";
+    if (transcript && !transcript->log_group.empty() && transcripts_) s.transcript = std::move(transcript);
     created = s.info;
     sessions_[st.session_id] = std::move(s);
   }
@@ -309,6 +319,7 @@ Status Broker::terminate_session(const std::string& session_id) {
     s.info.end = time::epoch(std::chrono::system_clock::now());
     s.info.status = "Terminated";
     close_client(s, "");
+    end_transcript(s);
     info = s.info;
     agent = s.agent;
     if (auto c = controls_.find(s.info.target); c != controls_.end()) control = c->second;
@@ -331,6 +342,7 @@ void Broker::on_agent_task_complete(const std::string& session_id, const std::st
     s.info.end = time::epoch(std::chrono::system_clock::now());
     s.info.status = status == "Success" ? "Terminated" : "Failed";
     close_client(s, status == "Success" ? "" : output);
+    end_transcript(s);
     info = s.info;
   }
   record({info});
@@ -348,7 +360,50 @@ std::vector<SessionInfo> Broker::sessions(bool active) {
   return out;
 }
 
-asio::awaitable<void> Broker::run_control(http::WsStream& ws, std::string target) {
+void Broker::end_transcript(Session& s) {
+  if (!s.transcript || !transcripts_) return;
+  // What came out of order and never had its gap filled, in order still.
+  for (auto& [seq, bytes] : s.early_output) transcripts_->append(*s.transcript, s.info.session_id, std::move(bytes));
+  s.early_output.clear();
+  transcripts_->close(*s.transcript, s.info.session_id);
+  s.transcript.reset();
+}
+
+// The agent's output_stream_data, once each and in order (retransmissions
+// and reordering are the two ends' business; the transcript sees the stream
+// as the client does).
+void Broker::transcribe(const std::string& session_id, const std::string& bytes) {
+  auto m = parse(bytes);
+  if (!m.ok() || m->type != message_type::kOutputStreamData) return;
+  if (m->payload_type != PayloadType::kOutput && m->payload_type != PayloadType::kStdErr) return;
+  std::vector<std::string> out;
+  Transcript t;
+  {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(session_id);
+    if (it == sessions_.end() || !it->second.transcript) return;
+    Session& s = it->second;
+    t = *s.transcript;
+    int64_t seq = m->sequence;
+    if (s.next_output < 0) s.next_output = seq;  // (a broker restarted mid-session starts where it is)
+    if (seq < s.next_output) return;             // a retransmission
+    if (seq > s.next_output) {
+      if (s.early_output.size() < 4096) s.early_output.emplace(seq, std::move(m->payload));
+      return;
+    }
+    out.push_back(std::move(m->payload));
+    ++s.next_output;
+    for (auto e = s.early_output.begin(); e != s.early_output.end() && e->first == s.next_output;) {
+      out.push_back(std::move(e->second));
+      ++s.next_output;
+      e = s.early_output.erase(e);
+    }
+    s.early_output.erase(s.early_output.begin(), s.early_output.lower_bound(s.next_output));
+  }
+  for (auto& o : out) transcripts_->append(t, session_id, std::move(o));
+}
+
+asio::awaitable<void> Broker::run_control(http::WsStream& ws, std::string target, ControlInfo info) {
   configure(ws);
   auto open = co_await read_open(ws);
   if (!open.ok()) co_return;
@@ -364,6 +419,9 @@ asio::awaitable<void> Broker::run_control(http::WsStream& ws, std::string target
     auto& slot = controls_[target];
     previous = slot;
     slot = self;
+    info.target = target;
+    info.since = time::epoch(std::chrono::system_clock::now());
+    control_info_[target] = info;
   }
   if (previous) previous->close();
   self->start_pings();
@@ -390,7 +448,10 @@ asio::awaitable<void> Broker::run_control(http::WsStream& ws, std::string target
   }
   {
     std::lock_guard lock(mu_);
-    if (auto it = controls_.find(target); it != controls_.end() && it->second == self) controls_.erase(it);
+    if (auto it = controls_.find(target); it != controls_.end() && it->second == self) {
+      controls_.erase(it);
+      control_info_.erase(target);
+    }
   }
   log::get("exec")->info("control channel down: {}", target);
   co_await self->retire();
@@ -477,6 +538,12 @@ asio::awaitable<void> Broker::run_data(http::WsStream& ws, std::string session_i
     co_return;
   }
   self->start_pings();
+  bool recording = false;
+  if (is_agent && transcripts_) {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(session_id);
+    recording = it != sessions_.end() && it->second.transcript.has_value();
+  }
   for (;;) {
     beast::flat_buffer buf;
     auto [ec, n] = co_await ws.read(buf);
@@ -487,6 +554,7 @@ asio::awaitable<void> Broker::run_data(http::WsStream& ws, std::string session_i
       std::string_view type(bytes.data() + 4, 32);
       if (str::trim(type) == message_type::kAgentSessionState) continue;
     }
+    if (recording) transcribe(session_id, bytes);
     // No peer yet: dropped; the sender's retransmission delivers it later.
     if (auto peer = data_peer(session_id, is_agent, bytes.size())) peer->send(std::move(bytes));
   }
@@ -510,7 +578,11 @@ http::Upgrade Broker::upgrade(http::Request& req, const http::Peer& peer, const 
     if (!id || id->empty()) return refuse(bhttp::status::bad_request, "no target");
     if (auto a = auth(req, peer, "ssmmessages:OpenControlChannel"); !a.ok())
       return refuse(bhttp::status::forbidden, a.error().message);
-    up.run = [this, t = *id](http::WsStream& ws) { return run_control(ws, t); };
+    ControlInfo info;
+    info.listener = peer.listener;
+    info.source = peer.address;
+    info.local = peer.local_address;
+    up.run = [this, t = *id, info](http::WsStream& ws) { return run_control(ws, t, info); };
     return up;
   }
   if (path.starts_with(kData)) {

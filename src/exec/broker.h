@@ -49,6 +49,32 @@ class SessionJournal {
   virtual std::vector<SessionInfo> load() = 0;
 };
 
+// Where a control channel came from, as the broker saw its connection: the
+// listener (pierd's name for it: "vpce/eni-…" for an interface endpoint's
+// ENI, "inet" for the public endpoint in the simulated internet, "" for
+// pierd's own port) and the source address (after any NAT).
+struct ControlInfo {
+  std::string target;
+  std::string listener, source, local;
+  double since = 0;
+};
+
+// A session's transcript (ECS Exec's logging): where the agent's output goes.
+struct Transcript {
+  std::string account, region, log_group;
+};
+
+// Takes the output the agent sent in a session, once each and in order,
+// as the broker relays it: a container cannot tamper with it. append() runs
+// on network threads and must not block on the disk; close() comes once, at
+// the session's end.
+class TranscriptSink {
+ public:
+  virtual ~TranscriptSink() = default;
+  virtual void append(const Transcript& t, const std::string& session_id, std::string bytes) = 0;
+  virtual void close(const Transcript& t, const std::string& session_id) = 0;
+};
+
 class Broker {
  public:
   struct Started {
@@ -68,13 +94,19 @@ class Broker {
   Result<std::string> data_channel_token(const std::string& session_id);
 
   // SSM: StartSession / ResumeSession / TerminateSession / DescribeSessions.
+  // id_prefix: the session id's, as AWS's ("<user>-<hex>", "ecs-execute-command-<hex>").
   Result<Started> start_session(const std::string& target, const std::string& document_name,
                                 const boost::json::object& document_content,
-                                const std::string& owner);
+                                const std::string& owner, const std::string& id_prefix = "pier",
+                                std::optional<Transcript> transcript = std::nullopt);
   Result<Started> resume_session(const std::string& session_id);
   Status terminate_session(const std::string& session_id);
   std::vector<SessionInfo> sessions(bool active);
   bool target_connected(const std::string& target) const;
+  // Every live control channel and where it came from.
+  std::vector<ControlInfo> controls() const;
+  // Before any session starts; not owned.
+  void set_transcript_sink(TranscriptSink* sink) { transcripts_ = sink; }
 
   // WebSocket upgrades under /v1/control-channel/ and /v1/data-channel/.
   // authenticate checks SigV4 for the agent's upgrades (the client's is
@@ -96,9 +128,15 @@ class Broker {
     std::shared_ptr<Channel> client, agent;
     // Restored from the journal: the agent has until then to bind again.
     std::optional<std::chrono::steady_clock::time_point> orphan_deadline;
+    // The transcript: output in sequence order (-1: from the first seen).
+    std::optional<Transcript> transcript;
+    int64_t next_output = -1;
+    std::map<int64_t, std::string> early_output;
   };
 
-  boost::asio::awaitable<void> run_control(http::WsStream& ws, std::string target);
+  boost::asio::awaitable<void> run_control(http::WsStream& ws, std::string target, ControlInfo info);
+  void transcribe(const std::string& session_id, const std::string& frame);
+  void end_transcript(Session& s);  // under mu_
   boost::asio::awaitable<void> run_data(http::WsStream& ws, std::string session_id);
   std::optional<std::string> bind_data(const std::string& session_id,
                                        const std::shared_ptr<Channel>& self, bool is_agent);
@@ -120,6 +158,8 @@ class Broker {
   mutable std::mutex mu_;
   std::map<std::string, Token> tokens_;
   std::map<std::string, std::shared_ptr<Channel>> controls_;  // by target
+  std::map<std::string, ControlInfo> control_info_;          // by target, as controls_
+  TranscriptSink* transcripts_ = nullptr;
   std::map<std::string, Session> sessions_;
 };
 

@@ -4,7 +4,7 @@
 // records the exit status, so that both survive pierd dying or restarting.
 //
 //   pier-monitor --runc PATH --root RUNCROOT --bundle DIR --id ID [--ready-fd N]
-//                [--drain-ms N]
+//                [--drain-ms N] [--agent PROCESS_JSON]
 //
 // Files it writes in DIR (all JSON unless said otherwise):
 //   monitor   {"pid": P, "start": T}        itself (T: /proc/P/stat starttime), first thing
@@ -14,6 +14,11 @@
 //   log       one line per container output line: {"t": MS, "s": "stdout", "m": "..."}
 //   exit      {"code": N, "signal": S, "t": MS}   (code is 128+S when killed by S)
 //             {"error": "runc's message", "t": MS} when the container never ran
+//   agent     with --agent: the managed agent (ECS Exec's), run inside the
+//             container by `runc exec -d` once it runs, and again whenever it ends:
+//             {"status": "RUNNING"|"STOPPED", "pid": P, "t": MS (last start),
+//              "starts": N, "reason": "..."}
+//   agent.log the agent's own stdout and stderr; agent-runc.log runc's log of its execs
 // `exit` is written last (tmp + fsync + rename), after the output pipes were drained,
 // so a reader that sees it also sees the complete log.
 //
@@ -295,6 +300,7 @@ class Monitor {
   std::string runc, runc_root, bundle, id;
   int ready_fd = -1;
   int drain_ms = 2000;
+  std::string agent;  // the agent's OCI process spec (runc exec --process), or ""
 
   int run();
 
@@ -307,6 +313,10 @@ class Monitor {
   void runc_exited(int status);
   void container_exited(int status);
   void notify(std::string_view msg);
+  void start_agent();
+  void agent_runc_exited(int status);
+  void agent_exited(int status);
+  void write_agent(const char* status, const std::string& reason);
 
   int log_fd_ = -1;
   std::string out_;  // log lines waiting for one write
@@ -319,7 +329,91 @@ class Monitor {
   int container_status_ = 0;
   int64_t exit_ms_ = 0;
   std::vector<std::pair<pid_t, int>> early_;  // reaped before the container's pid was known
+  // The managed agent: `runc exec -d` (agent_runc_pid_) leaves it reparented to
+  // us, a subreaper, so its end is ours to reap (agent_pid_).
+  pid_t agent_runc_pid_ = 0, agent_pid_ = 0;
+  std::vector<std::pair<pid_t, int>> agent_early_;  // reaped while its runc ran
+  int64_t agent_next_ms_ = -1;   // mono time of the next start, -1 = none due
+  int64_t agent_backoff_ms_ = 1000;
+  int64_t agent_started_ms_ = 0, agent_started_mono_ = 0;
+  int agent_starts_ = 0;
 };
+
+void Monitor::write_agent(const char* status, const std::string& reason) {
+  std::string a = "{\"status\":\"" + std::string(status) + "\",\"pid\":" + std::to_string(agent_pid_) +
+                  ",\"t\":" + std::to_string(agent_started_ms_) + ",\"starts\":" + std::to_string(agent_starts_) +
+                  ",\"reason\":";
+  json_string(a, reason);
+  a += "}\n";
+  write_file_atomic(bundle, "agent", a, false);
+}
+
+void Monitor::start_agent() {
+  agent_next_ms_ = -1;
+  if (container_done_ || failed_) return;
+  std::string log_arg = bundle + "/agent-runc.log";
+  std::string pid_arg = bundle + "/agent.pid";
+  ::unlink(pid_arg.c_str());
+  std::vector<const char*> argv = {runc.c_str(), "--root", runc_root.c_str(), "--log", log_arg.c_str(),
+                                   "--log-format", "json", "exec", "-d", "--pid-file", pid_arg.c_str(),
+                                   "--process", agent.c_str(), id.c_str(), nullptr};
+  int out = ::open((bundle + "/agent.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  agent_runc_pid_ = ::fork();
+  if (agent_runc_pid_ == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGHUP, SIG_DFL);
+    ::signal(SIGPIPE, SIG_DFL);
+    // runc hands its own stdio to a detached process: the agent writes agent.log.
+    ::dup2(devnull, 0);
+    ::dup2(out >= 0 ? out : devnull, 1);
+    ::dup2(out >= 0 ? out : devnull, 2);
+    ::execv(runc.c_str(), const_cast<char* const*>(argv.data()));
+    ::_exit(127);
+  }
+  if (out >= 0) ::close(out);
+  if (devnull >= 0) ::close(devnull);
+  ++agent_starts_;
+  agent_started_ms_ = now_ms();
+  agent_started_mono_ = mono_ms();
+  if (agent_runc_pid_ < 0) {
+    agent_runc_pid_ = 0;
+    agent_exited(W_EXITCODE(127, 0));
+  }
+}
+
+void Monitor::agent_runc_exited(int status) {
+  agent_runc_pid_ = 0;
+  std::string pid_text;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && read_file(bundle + "/agent.pid", pid_text))
+    agent_pid_ = std::atoi(pid_text.c_str());
+  if (agent_pid_ <= 0) {
+    agent_pid_ = 0;
+    if (container_done_) return;
+    write_agent("STOPPED", "unable to start ExecuteCommandAgent [create]: " +
+                               runc_error(bundle + "/agent-runc.log", status));
+    agent_next_ms_ = mono_ms() + agent_backoff_ms_;
+    agent_backoff_ms_ = std::min<int64_t>(agent_backoff_ms_ * 2, 30000);
+    return;
+  }
+  write_agent("RUNNING", agent_starts_ > 1 ? "ExecuteCommandAgent restarted" : "ExecuteCommandAgent started");
+  for (auto& [pid, st] : agent_early_)
+    if (pid == agent_pid_) agent_exited(st);
+  agent_early_.clear();
+}
+
+void Monitor::agent_exited(int status) {
+  int code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+  agent_pid_ = 0;
+  if (container_done_) return;
+  // One that ran a minute was healthy: start again soon. Otherwise back off, up to 30 s.
+  if (mono_ms() - agent_started_mono_ > 60000) agent_backoff_ms_ = 1000;
+  write_agent("STOPPED", "ExecuteCommandAgent process exited with exit code: " + std::to_string(code));
+  agent_next_ms_ = mono_ms() + agent_backoff_ms_;
+  agent_backoff_ms_ = std::min<int64_t>(agent_backoff_ms_ * 2, 30000);
+}
 
 void Monitor::notify(std::string_view msg) {
   if (ready_fd < 0) return;
@@ -393,6 +487,10 @@ void Monitor::container_exited(int status) {
   container_done_ = true;
   container_status_ = status;
   exit_ms_ = now_ms();
+  if (!agent.empty()) {
+    agent_next_ms_ = -1;
+    write_agent("STOPPED", "Received Container Stopped event");
+  }
 }
 
 void Monitor::runc_exited(int status) {
@@ -420,6 +518,7 @@ void Monitor::runc_exited(int status) {
   }
   early_.clear();
   notify("P " + std::to_string(container_pid_) + "\n");
+  if (!agent.empty() && !container_done_) start_agent();
 }
 
 void Monitor::reap() {
@@ -429,6 +528,12 @@ void Monitor::reap() {
     if (pid <= 0) return;
     if (pid == runc_pid_) {
       runc_exited(status);
+    } else if (agent_runc_pid_ > 0 && pid == agent_runc_pid_) {
+      agent_runc_exited(status);
+    } else if (agent_pid_ > 0 && pid == agent_pid_) {
+      agent_exited(status);
+    } else if (agent_runc_pid_ > 0 && container_pid_ > 0 && pid != container_pid_) {
+      agent_early_.emplace_back(pid, status);  // the agent, reparented before its runc exited
     } else if (container_pid_ > 0 && pid == container_pid_) {
       container_exited(status);
     } else if (container_pid_ == 0 && !runc_done_) {
@@ -507,7 +612,10 @@ int Monitor::run() {
     for (auto& s : streams_) {
       if (s.fd >= 0) fds[n++] = {s.fd, POLLIN, 0};
     }
-    int timeout = drain_deadline < 0 ? -1 : int(std::max<int64_t>(0, drain_deadline - mono_ms()));
+    if (agent_next_ms_ >= 0 && mono_ms() >= agent_next_ms_) start_agent();
+    int64_t wake = drain_deadline;
+    if (agent_next_ms_ >= 0 && (wake < 0 || agent_next_ms_ < wake)) wake = agent_next_ms_;
+    int timeout = wake < 0 ? -1 : int(std::max<int64_t>(0, wake - mono_ms()));
     int r = ::poll(fds, nfds_t(n), timeout);
     if (r < 0 && errno != EINTR) break;
     if (r > 0) {
@@ -566,6 +674,8 @@ int main(int argc, char** argv) {
       m.ready_fd = std::atoi(v);
     else if (k == "--drain-ms")
       m.drain_ms = std::atoi(v);
+    else if (k == "--agent")
+      m.agent = v;
     else {
       std::fprintf(stderr, "pier-monitor: unknown option %s\n", argv[i]);
       return 2;
@@ -574,7 +684,7 @@ int main(int argc, char** argv) {
   if (m.runc.empty() || m.runc_root.empty() || m.bundle.empty() || m.id.empty()) {
     std::fprintf(stderr,
                  "usage: pier-monitor --runc PATH --root RUNCROOT --bundle DIR --id ID "
-                 "[--ready-fd N] [--drain-ms N]\n");
+                 "[--ready-fd N] [--drain-ms N] [--agent PROCESS_JSON]\n");
     return 2;
   }
   // Whatever pierd had set up: defaults, except the two that would end us when

@@ -1,5 +1,6 @@
 #include "pierd/builtins.h"
 #include "pierd/builtins_impl.h"
+#include "pierd/ps_api.h"
 
 #include "services/ec2/ec2.h"
 #include "services/ecs/ecs.h"
@@ -27,6 +28,7 @@ Result<std::unique_ptr<Services>> Services::create(store::Store& store,
   PIER_TRY(d.add_service(s->b_->ec2.definition()));
   PIER_TRY(d.add_service(s->b_->ssm.definition()));
   for (auto& r : s->b_->ssm.channel_routes()) d.add_signed(std::move(r));
+  add_ps_route(d, store, s->b_->broker);
   return s;
 }
 

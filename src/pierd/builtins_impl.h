@@ -10,6 +10,7 @@
 #include "services/logs/logs.h"
 #include "services/ssm/journal.h"
 #include "services/ssm/ssm.h"
+#include "services/ssm/transcript.h"
 #include "services/sts/sts.h"
 
 namespace pier::pierd {
@@ -19,17 +20,21 @@ struct Builtins {
            std::string public_url, std::function<void()> on_network_change)
       : store(store),
         journal(store),
+        transcripts(store),
         broker(std::move(public_url), std::chrono::seconds(60), &journal),
         iam(store, clock, svc::iam::Config{}),
         identities(store, iam),
         sts(store, iam, clock),
-        ecs(store, on_network_change),
+        ecs(store, on_network_change, &broker),
         logs(store),
         ec2(store, std::move(on_network_change)),
         ssm(broker),
-        dispatcher(model_dir, &identities, clock) {}
+        dispatcher(model_dir, &identities, clock) {
+    broker.set_transcript_sink(&transcripts);
+  }
   store::Store& store;
   svc::ssm::StoreJournal journal;
+  svc::ssm::StoreTranscripts transcripts;  // before the broker, which writes to it
   exec::Broker broker;  // before the services: they hold references to it
   svc::iam::IamService iam;
   svc::iam::Identities identities;

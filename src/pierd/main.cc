@@ -179,8 +179,10 @@ int main(int argc, char** argv) {
     auto bin = std::filesystem::canonical("/proc/self/exe", exe_ec).parent_path();
     runtime = std::make_unique<pier::runtime::Runtime>((std::filesystem::path(home) / "containers").string(),
                                                        network->tag(), (bin / "pier-monitor").string());
-    tasks = std::make_unique<pier::controllers::TaskController>(**store, *network, **images, *runtime,
-                                                                pier::controllers::TaskController::Config{home});
+    pier::controllers::TaskController::Config tc{home};
+    if (std::filesystem::exists(bin / "pier-exec-agent", exe_ec)) tc.exec_agent = (bin / "pier-exec-agent").string();
+    tc.ca_bundle = (std::filesystem::path(home) / "ca" / "ca.pem").string();
+    tasks = std::make_unique<pier::controllers::TaskController>(**store, *network, **images, *runtime, std::move(tc));
   }
   std::unique_ptr<pier::pierd::NamespaceListeners> listeners;
   if (network) {

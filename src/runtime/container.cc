@@ -771,6 +771,20 @@ Result<ContainerState> Runtime::start(const ContainerSpec& in) {
       !s)
     return fail(std::move(s).error());
   if (auto s = write_file(bundle + "/config.json", config); !s) return fail(std::move(s).error());
+  std::string agent_spec;
+  if (!spec.agent_args.empty()) {
+    // The container's own process, but root, in /, running the agent (as the
+    // ECS agent's `docker exec` with User "0" and no Env: the container's env).
+    json::object process = json::parse(config).as_object()["process"].as_object();
+    json::array args;
+    for (const auto& a : spec.agent_args) args.emplace_back(a);
+    process["args"] = std::move(args);
+    process["user"] = json::object{{"uid", 0}, {"gid", 0}};
+    process["cwd"] = "/";
+    process["terminal"] = false;
+    agent_spec = bundle + "/agent.json";
+    if (auto s = write_file(agent_spec, json::serialize(process)); !s) return fail(std::move(s).error());
+  }
 
   // The monitor: its own session, its fd 3 the ready pipe, nothing else of ours.
   int ready[2];
@@ -795,6 +809,10 @@ Result<ContainerState> Runtime::start(const ContainerSpec& in) {
   std::vector<std::string> argv = {monitor_,      "--runc",     runc_,  "--root",
                                    runc_root_arg, "--bundle",   bundle, "--id",
                                    spec.id,       "--ready-fd", "3"};
+  if (!agent_spec.empty()) {
+    argv.push_back("--agent");
+    argv.push_back(agent_spec);
+  }
   std::vector<char*> cargv;
   for (auto& a : argv) cargv.push_back(a.data());
   cargv.push_back(nullptr);
@@ -844,6 +862,14 @@ ContainerState Runtime::state(const std::string& id) const {
   if (started) {
     s.pid = int(get_int(*started, "pid"));
     s.started_ms = get_int(*started, "t");
+  }
+  if (auto a = read_json(bundle + "/agent")) {
+    AgentState as;
+    if (auto it = a->find("status"); it != a->end() && it->value().is_string()) as.status = it->value().as_string();
+    if (auto it = a->find("reason"); it != a->end() && it->value().is_string()) as.reason = it->value().as_string();
+    as.started_ms = get_int(*a, "t");
+    as.starts = int(get_int(*a, "starts"));
+    s.agent = std::move(as);
   }
   if (auto exit = read_json(bundle + "/exit")) {
     s.status = ContainerState::Status::kExited;

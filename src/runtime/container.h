@@ -13,6 +13,8 @@
 //   ROOT/<id>/started       {"pid", "start", "t"} once the container runs
 //   ROOT/<id>/log           the container's output, one JSON line per output line:
 //                           {"t": epoch ms, "s": "stdout"|"stderr", "m": "text"}
+//   ROOT/<id>/agent.json    the managed agent's process (runc exec --process), if any
+//   ROOT/<id>/agent         its state, by the monitor (see monitor/main.cc)
 //   ROOT/<id>/exit          {"code", "signal", "t"} or {"error", "t"}; written last,
 //                           after the output was drained: exit present ⇒ log complete
 // remove() deletes ROOT/<id> with its log: read the log to its end first.
@@ -68,6 +70,18 @@ struct ContainerSpec {
   std::vector<Rlimit> rlimits;  // already clamped by the caller
   std::vector<Mount> mounts;    // extra binds
   std::string cgroup_parent;    // relative, e.g. "pier-TAG/task-<id>"; "" = "pier-TAG"
+  // A managed agent (ECS Exec's): when set, the monitor runs it inside the
+  // container as root, with the container's environment, once the container
+  // runs, and again whenever it ends (backoff 1 s doubling to 30 s).
+  std::vector<std::string> agent_args;
+};
+
+// The managed agent as the monitor last recorded it.
+struct AgentState {
+  std::string status;  // RUNNING, STOPPED
+  int64_t started_ms = 0;
+  int starts = 0;
+  std::string reason;
 };
 
 struct ContainerState {
@@ -78,6 +92,7 @@ struct ContainerState {
   int signal = 0;                // the signal that ended it, 0 if it exited
   int64_t started_ms = 0, finished_ms = 0;
   std::string error;  // why it never ran (runc's message), or why the state is unknown
+  std::optional<AgentState> agent;  // with ContainerSpec::agent_args, once it was started
 };
 
 // The user a container runs as.

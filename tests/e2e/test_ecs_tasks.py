@@ -43,8 +43,10 @@ def netns(prefix):
     return sorted(l.split()[0] for l in out.splitlines() if l.startswith(prefix))
 
 
-@unittest.skipUnless(os.geteuid() == 0, "needs root (namespaces, runc)")
-class Tasks(PierTestCase):
+class TaskHarness(PierTestCase):
+    """A pierd with a busybox image, helpers for tasks, and a cleanup that
+    stops every task and checks nothing of the instance is left. No tests of
+    its own: test_ecs_exec.py builds on it too."""
     def setUp(self):
         super().setUp()
         self.home = self.pierd.home
@@ -220,7 +222,9 @@ class Tasks(PierTestCase):
         with open(os.path.join(self.home, "containers", runtime_id, "pid")) as f:
             return int(f.read().strip())
 
-    # -- tests --------------------------------------------------------------
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root (namespaces, runc)")
+class Tasks(TaskHarness):
     def test_run_logs_metadata_memory_and_stop(self):
         _, subnet = self.network()
         cmd = ("echo hello-from-task; "

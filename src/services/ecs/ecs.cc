@@ -275,8 +275,8 @@ std::optional<int64_t> parse_memory(std::string_view s) {
   return std::nullopt;
 }
 
-EcsService::EcsService(store::Store& store, std::function<void()> on_change)
-    : store_(store), on_change_(std::move(on_change)) {}
+EcsService::EcsService(store::Store& store, std::function<void()> on_change, exec::Broker* broker)
+    : store_(store), on_change_(std::move(on_change)), broker_(broker) {}
 
 aws::ServiceDef EcsService::definition() {
   aws::ServiceDef def;
@@ -643,6 +643,7 @@ aws::ServiceDef EcsService::definition() {
   }, "", arn_resource});
   add_task_actions(def, store_, on_change_);
   add_service_actions(def, store_, on_change_);
+  add_exec_actions(def, store_, broker_);
   return def;
 }
 

@@ -160,6 +160,8 @@ Result<json::object> create_task(Db& db, const NewTask& t) {
     if (auto m = get_int(cd, "memory")) c["memory"] = std::to_string(*m);
     if (auto m = get_int(cd, "memoryReservation")) c["memoryReservation"] = std::to_string(*m);
     if (auto it = overrides.find(name); it != overrides.end()) c["_Override"] = it->second;
+    if (t.enable_execute_command)
+      c["managedAgents"] = json::array{json::object{{"name", "ExecuteCommandAgent"}, {"lastStatus", "PENDING"}}};
     containers.push_back(std::move(c));
   }
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "common/strings.h"
+#include "services/ecs/ecs.h"
 #include "services/util.h"
 
 namespace pier::svc::ssm {
@@ -61,6 +62,13 @@ aws::ServiceDef SsmService::definition() {
     aws::Authz a;
     std::string target = get_string(in, "Target");
     a.resource = fmt::format("arn:aws:ssm:{}:{}:managed-instance/{}", ctx.region, ctx.principal.account, target);
+    // An ECS Exec target is the task: ecs:CLUSTER_TASKID_RUNTIMEID.
+    if (auto task = ecs::exec_target_task(target); !task.empty()) {
+      std::string cluster = target.substr(4, target.size() - 4);
+      cluster = cluster.substr(0, cluster.rfind('_'));
+      cluster = cluster.substr(0, cluster.rfind('_'));
+      a.resource = fmt::format("arn:aws:ecs:{}:{}:task/{}/{}", ctx.region, ctx.principal.account, cluster, task);
+    }
     return a;
   };
   def.actions.push_back({"StartSession", [this](RequestContext& ctx, json::object& in) -> Result<json::object> {
@@ -108,12 +116,21 @@ std::vector<aws::SignedRoute> SsmService::channel_routes() {
   };
   std::vector<aws::SignedRoute> routes;
   routes.push_back({"ssmmessages", "POST", "/v1/control-channel/", "ssmmessages:CreateControlChannel",
-                    [this, created](RequestContext&, http::Request& req) -> Result<http::Response> {
+                    [this, created](RequestContext& ctx, http::Request& req) -> Result<http::Response> {
                       std::string_view t = req.target();
                       t = t.substr(0, t.find('?'));
                       auto target = str::uri_decode(t.substr(std::string_view("/v1/control-channel/").size()));
                       if (!target || target->empty())
                         return Error::invalid("ValidationException", "no target in the path");
+                      // An ECS Exec target is one task's: only that task's role
+                      // session (assumed-role/ROLE/TASKID) may hold its channel.
+                      if (auto task = ecs::exec_target_task(*target); !task.empty()) {
+                        const std::string& who = ctx.principal.arn;
+                        if (who.find(":assumed-role/") == std::string::npos || !who.ends_with("/" + task))
+                          return Error::denied("AccessDeniedException",
+                                               fmt::format("User: {} is not authorized to open the control channel of {}",
+                                                           who, *target));
+                      }
                       return created(req.version(), "CreateControlChannelOutput",
                                      broker_.control_channel_token(*target));
                     }});

@@ -247,6 +247,38 @@ TEST_F(ContainerTest, SigkillExits137) {
   EXPECT_EQ(again.error().kind, ErrorKind::kConflict);
 }
 
+// The managed agent: run inside the container as root, with its env, once it
+// runs; started again when it ends; STOPPED with the container.
+TEST_F(ContainerTest, ManagedAgentRunsInsideAndIsRestarted) {
+  auto s = spec("agent", {"sleep", "100"});
+  s.env.push_back("MARK=from-the-container");
+  s.user = "1000";
+  // Each run leaves a line in the container's /tmp, then lives 1 s.
+  s.agent_args = {"/bin/sh", "-c", "echo $(id -u) $MARK >> /tmp/runs; sleep 1"};
+  auto r = rt_->start(s);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  auto deadline = Clock::now() + std::chrono::seconds(20);
+  ContainerState st = rt_->state(s.id);
+  while ((!st.agent || st.agent->starts < 2 || st.agent->status != "RUNNING") && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    st = rt_->state(s.id);
+  }
+  ASSERT_TRUE(st.agent.has_value());
+  EXPECT_EQ(st.agent->status, "RUNNING");
+  EXPECT_GE(st.agent->starts, 2);
+  EXPECT_EQ(st.agent->reason, "ExecuteCommandAgent restarted");
+  EXPECT_GT(st.agent->started_ms, 0);
+  std::ifstream runs(rt_->bundle_path(s.id) + "/upper/tmp/runs");
+  std::string line;
+  std::getline(runs, line);
+  EXPECT_EQ(line, "0 from-the-container");
+  ASSERT_TRUE(rt_->kill(s.id, SIGKILL).ok());
+  st = wait_exit(s.id);
+  ASSERT_TRUE(st.agent.has_value());
+  EXPECT_EQ(st.agent->status, "STOPPED");
+  EXPECT_EQ(st.agent->reason, "Received Container Stopped event");
+}
+
 TEST_F(ContainerTest, LimitsAreVisibleInTheContainersCgroup) {
   auto s = spec("limits", {"sh", "-c",
                            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
