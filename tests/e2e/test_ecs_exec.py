@@ -101,7 +101,8 @@ class EcsExec(base.TaskHarness):
     def exec_task(self, subnet, group, role="task-role", enable=True, family="app"):
         arn = self.ecs.run_task(
             cluster="c", taskDefinition=family, launchType="FARGATE", enableExecuteCommand=enable,
-            overrides={"taskRoleArn": self.role(role)} if role else {},
+            overrides={"taskRoleArn": self.role(role, None if role.startswith("no-") else ALLOW_SSMMESSAGES)}
+            if role else {},
             networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}},
         )["tasks"][0]["taskArn"]
         t = self.wait_status(arn, "RUNNING")
@@ -181,7 +182,7 @@ class EcsExec(base.TaskHarness):
             c.sendline("cat /etc/resolv.conf")
             c.expect("nameserver " + re.escape(check_resolver))
         c.sendline("id -u")
-        c.expect(r"\r\n0\r\n")
+        c.expect(r"\n0\r")
         c.sendline("exit")
         c.expect("Exiting session with sessionId")
         c.expect(pexpect.EOF)
@@ -349,6 +350,7 @@ class EcsExec(base.TaskHarness):
         self.wait_connected(arn)
         n = 400
         out = open(os.path.join(os.path.dirname(self.home), "session.out"), "w+")
+        self.addCleanup(out.close)
         session = subprocess.Popen([PIER, "--endpoint", self.pierd.endpoint, "exec", "--cluster", "c",
                                     base.task_id(arn), "--", "sh", "-c",
                                     "i=1; while [ $i -le %d ]; do echo line-$i; i=$((i+1)); sleep 0.02; done" % n],
