@@ -5,6 +5,9 @@
 #include <boost/beast/websocket.hpp>
 
 #include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "exec/message.h"
@@ -151,6 +154,61 @@ TEST(Broker, RelaysBothWaysAndRefusesReusedAndForeignTokens) {
   while (closed && closed->type == message_type::kOutputStreamData) closed = client.next();  // repeats of "hi"
   ASSERT_TRUE(closed);
   EXPECT_EQ(closed->type, message_type::kChannelClosed);
+}
+
+// What the sink got, by session.
+struct Recorder : TranscriptSink {
+  std::mutex mu;
+  std::map<std::string, std::string> text;
+  std::set<std::string> closed;
+  void append(const Transcript& t, const std::string& id, std::string bytes) override {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(t.log_group, "/audit");
+    text[id] += bytes;
+  }
+  void close(const Transcript&, const std::string& id) override {
+    std::lock_guard lock(mu);
+    closed.insert(id);
+  }
+};
+
+// The transcript holds the agent's output once each and in order, whatever
+// the agent resends or reorders; it ends with the session. The control
+// channel's source is kept.
+TEST(Broker, TranscriptsTakeOutputOnceInOrderAndControlSourcesAreKept) {
+  Rig rig;
+  Recorder rec;
+  rig.broker.set_transcript_sink(&rec);
+  Client control(rig.port, "/v1/control-channel/mi-3", control_open(rig.broker.control_channel_token("mi-3")));
+  wait_connected(rig.broker, "mi-3");
+  auto controls = rig.broker.controls();
+  ASSERT_EQ(controls.size(), 1u);
+  EXPECT_EQ(controls[0].target, "mi-3");
+  EXPECT_EQ(controls[0].source, "127.0.0.1");
+  EXPECT_GT(controls[0].since, 0);
+  auto s = rig.broker.start_session("mi-3", "AWS-StartInteractiveCommand", {}, "me", "ecs-execute-command",
+                                    Transcript{"000000000000", "us-east-1", "/audit"});
+  ASSERT_TRUE(s.ok());
+  EXPECT_TRUE(s->session_id.starts_with("ecs-execute-command-")) << s->session_id;
+  auto token = rig.broker.data_channel_token(s->session_id);
+  ASSERT_TRUE(token.ok());
+  Client agent(rig.port, "/v1/data-channel/" + s->session_id, agent_open(*token));
+  auto out = [](int64_t seq, std::string text) {
+    return *serialize(make_message(message_type::kOutputStreamData, seq, 0, PayloadType::kOutput, std::move(text)));
+  };
+  // 0, then 2 before 1, then 0 and 1 again (resends), an ack-less flag frame.
+  for (auto f : {out(0, "a"), out(2, "c"), out(1, "b"), out(0, "a"), out(1, "b"), out(3, "d")}) agent.send(f);
+  for (int i = 0; i < 200; ++i) {
+    {
+      std::lock_guard lock(rec.mu);
+      if (rec.text[s->session_id].size() >= 4) break;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_TRUE(rig.broker.terminate_session(s->session_id).ok());
+  std::lock_guard lock(rec.mu);
+  EXPECT_EQ(rec.text[s->session_id], "abcd");
+  EXPECT_EQ(rec.closed.count(s->session_id), 1u);
 }
 
 TEST(Broker, UnusedTokensExpire) {

@@ -36,3 +36,21 @@ TEST(TaskSizeUnits, CpuAndMemoryAreNormalized) {
 
 }  // namespace
 }  // namespace pier::svc::ecs
+
+namespace pier::svc::ecs {
+namespace {
+
+// ECS Exec's targets: cluster names may hold underscores; task and runtime ids do not.
+TEST(ExecTargets, AreBuiltAndReadBackAsTheAwsCliBuildsThem) {
+  std::string t = exec_target("arn:aws:ecs:us-east-1:000000000000:cluster/fa_127-cluster",
+                              "arn:aws:ecs:us-east-1:000000000000:task/fa_127-cluster/0123456789abcdef0123456789abcdef",
+                              "0123456789abcdef0123456789abcdef-527074092");
+  EXPECT_EQ(t, "ecs:fa_127-cluster_0123456789abcdef0123456789abcdef_0123456789abcdef0123456789abcdef-527074092");
+  EXPECT_EQ(exec_target_task(t), "0123456789abcdef0123456789abcdef");
+  EXPECT_EQ(exec_target_task("mi-0123456789abcdef0"), "");
+  EXPECT_EQ(exec_target_task("ecs:nounderscores"), "");
+  EXPECT_EQ(exec_target_task("ecs:c_t"), "");
+}
+
+}  // namespace
+}  // namespace pier::svc::ecs
