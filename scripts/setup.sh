@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake g++ pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libspdlog-dev libfmt-dev libcli11-dev libsqlite3-dev libssl-dev libgtest-dev libc-ares-dev libarchive-dev
-  awscli wrk procps clang-14 libclang-rt-14-dev busybox-static iproute2 nftables curl runc tini
+  awscli wrk procps clang-14 libclang-rt-14-dev busybox-static iproute2 nftables curl runc tini jq
 )
 
 missing=()

@@ -178,6 +178,8 @@ Child spawn(const std::vector<std::string>& argv, bool use_pty, bool separate) {
     execvp(args[0], args.data());
     _exit(127);
   }
+  fcntl(o[0], F_SETPIPE_SZ, 1 << 20);
+  fcntl(e[0], F_SETPIPE_SZ, 1 << 20);
   close(o[1]);
   close(e[1]);
   close(in[0]);
@@ -203,8 +205,10 @@ struct SessionState {
 std::map<std::string, std::shared_ptr<SessionState>> g_sessions;
 
 // Terminal output goes in messages of at most 1 KiB, as AWS's agent sends it;
-// pipe output of non-interactive sessions in 64 KiB ones (the protocol allows
-// any size, and every message costs a digest, an ack and a relay hop).
+// pipe output of non-interactive sessions in ones of up to 256 KiB, from
+// pipes of 1 MiB (the protocol allows any size, and every message costs a
+// digest, an ack, a relay hop and a wakeup at each end).
+constexpr size_t kPipeChunk = 256 * 1024;
 asio::awaitable<void> pump(std::shared_ptr<SessionState> st, int fd, exec::PayloadType pt, size_t chunk) {
   auto ex = co_await asio::this_coro::executor;
   asio::posix::stream_descriptor d(ex, dup(fd));
@@ -213,8 +217,8 @@ asio::awaitable<void> pump(std::shared_ptr<SessionState> st, int fd, exec::Paylo
   for (;;) {
     // Paused, or too much unacknowledged: stop reading (the child blocks on
     // a full pipe), so memory stays bounded while no client listens.
-    // 128 messages of at most 64 KiB: at most 8 MiB to send again after a cut.
-    while (st->paused || st->sender.buffered() >= 128) {
+    // At most 8 MiB to send again after a cut.
+    while (st->paused || st->sender.buffered() * chunk >= 8 * 1024 * 1024) {
       wait.expires_after(5ms);
       co_await wait.async_wait(kTuple);
       if (st->done || st->closed_by_broker) co_return;
@@ -368,7 +372,7 @@ asio::awaitable<void> run_session(std::string session_id, json::object task) {
     for (auto [fd, pt] : {std::pair{st->child.out, exec::PayloadType::kOutput},
                           std::pair{st->child.err, exec::PayloadType::kStdErr}}) {
       asio::co_spawn(ex, [st, fd = fd, pt = pt, both]() -> asio::awaitable<void> {
-        co_await pump(st, fd, pt, 64 * 1024);
+        co_await pump(st, fd, pt, kPipeChunk);
         --*both;
       }, asio::detached);
     }

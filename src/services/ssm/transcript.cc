@@ -46,18 +46,12 @@ void StoreTranscripts::close(const exec::Transcript& t, const std::string& sessi
 }
 
 void StoreTranscripts::flush() {
-  {
-    std::lock_guard lock(mu_);
-    urgent_ = true;
-  }
-  cv_.notify_one();
   std::unique_lock lock(mu_);
-  drained_.wait(lock, [&] {
-    if (busy_) return false;
-    for (const auto& [id, p] : pending_)
-      if (!p.text.empty() || p.closed) return false;
-    return true;
-  });
+  // A whole pass that starts after this call.
+  uint64_t want = passes_ + (busy_ ? 2 : 1);
+  urgent_ = true;
+  cv_.notify_one();
+  drained_.wait(lock, [&] { return passes_ >= want || stop_; });
 }
 
 void StoreTranscripts::run() {
@@ -77,13 +71,15 @@ void StoreTranscripts::run() {
         p.text.erase(0, cut);
         batch.emplace(it->first, std::move(out));
       }
-      it = p.closed ? pending_.erase(it) : std::next(it);
+      // Stopping: what is left of sessions still open is written now, and they go.
+      it = p.closed || stop_ ? pending_.erase(it) : std::next(it);
     }
-    busy_ = !batch.empty();
+    busy_ = true;  // (a pass in progress: its snapshot may predate a flush())
     lock.unlock();
     for (auto& [id, p] : batch) write(id, p);
     lock.lock();
     busy_ = false;
+    ++passes_;
     drained_.notify_all();
     if (stop_ && pending_.empty()) break;
   }

@@ -28,7 +28,7 @@ class StoreTranscripts final : public exec::TranscriptSink {
 
   void append(const exec::Transcript& t, const std::string& session_id, std::string bytes) override;
   void close(const exec::Transcript& t, const std::string& session_id) override;
-  void flush();  // (tests) everything appended so far is written
+  void flush();  // (tests) what can be written of what was appended so far is written
 
  private:
   struct Pending {
@@ -44,6 +44,7 @@ class StoreTranscripts final : public exec::TranscriptSink {
   std::condition_variable cv_, drained_;
   std::map<std::string, Pending> pending_;  // by session id
   bool stop_ = false, busy_ = false, urgent_ = false;
+  uint64_t passes_ = 0;
   std::thread writer_;
 };
 

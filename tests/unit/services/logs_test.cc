@@ -1,4 +1,5 @@
 #include "services/logs/logs.h"
+#include "services/ssm/transcript.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -169,6 +170,35 @@ TEST(LogsBatch, TooOldTooNewAndExpired) {
   r = classify_batch({{kNow + kDay, "x"}}, kNow, std::nullopt);
   EXPECT_EQ(r.too_new_start, 0);
   EXPECT_EQ(r.first_kept, r.end_kept);
+}
+
+// ECS Exec transcripts (services/ssm/transcript.h): whole lines while the
+// session goes on, the rest at its end, a stream per session; a session still
+// open when pierd stops is written as far as it got, and stopping never hangs.
+TEST_F(LogsFixture, LogsTranscriptsAreLinesPerSessionAndStopCleanly) {
+  ok("CreateLogGroup", {{"logGroupName", "/audit"}});
+  exec::Transcript where{"000000000000", "us-east-1", "/audit"};
+  {
+    ssm::StoreTranscripts t(*store_);
+    t.append(where, "ecs-execute-command-1", "$ echo $((6*7))\r\n4");
+    t.append(where, "ecs-execute-command-1", "2\r\n$ exi");
+    t.flush();
+    auto mid = ok("GetLogEvents", {{"logGroupName", "/audit"}, {"logStreamName", "ecs-execute-command-1"},
+                                   {"startFromHead", true}});
+    EXPECT_EQ(messages(mid), (std::vector<std::string>{"$ echo $((6*7))", "42"}));
+    t.append(where, "ecs-execute-command-1", "t\r\n");
+    t.close(where, "ecs-execute-command-1");
+    t.append(where, "ecs-execute-command-2", "left open");
+    t.flush();
+    auto done = ok("GetLogEvents", {{"logGroupName", "/audit"}, {"logStreamName", "ecs-execute-command-1"},
+                                    {"startFromHead", true}});
+    EXPECT_EQ(messages(done), (std::vector<std::string>{"$ echo $((6*7))", "42", "$ exit"}));
+    t.append(where, "ecs-execute-command-3", "never closed\nhalf");
+  }  // stops with sessions 2 and 3 open
+  for (const char* s : {"ecs-execute-command-2", "ecs-execute-command-3"}) {
+    auto got = ok("GetLogEvents", {{"logGroupName", "/audit"}, {"logStreamName", s}, {"startFromHead", true}});
+    EXPECT_FALSE(messages(got).empty()) << s;
+  }
 }
 
 TEST_F(LogsFixture, LogsGroupsCreateDescribeDelete) {
