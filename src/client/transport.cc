@@ -164,6 +164,10 @@ asio::awaitable<Status> upgrade(Ws& ws, const Url& url, const Headers& headers, 
   }
   ws.set_option(t);
   ws.read_message_max(64 * 1024 * 1024);
+  // A message goes as one frame, masked (a client must) through a 64 KiB
+  // buffer, not fragmented into frames of 4 KiB (Beast's default).
+  ws.auto_fragment(false);
+  ws.write_buffer_bytes(64 * 1024);
   auto [ec] = co_await ws.async_handshake(url.authority(), url.target, kTuple);
   if (ec) co_return Error{ErrorKind::kUnavailable, "ConnectionError",
                           fmt::format("WebSocket upgrade of {}: {}", url.target.substr(0, url.target.find('?')),

@@ -70,6 +70,9 @@ class WsOver final : public WsStream {
   void set_timeouts(const beast::websocket::stream_base::timeout& t, size_t read_message_max) override {
     ws_.set_option(t);
     ws_.read_message_max(read_message_max);
+    // A message goes out as one unmasked frame, written from its own buffer
+    // (Beast's default fragments it into frames of 4 KiB).
+    ws_.auto_fragment(false);
   }
   asio::any_io_executor get_executor() override { return ws_.get_executor(); }
 
