@@ -10,7 +10,14 @@ REGION="$AWS_DEFAULT_REGION"
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PIER="${PIER_BIN:-$HERE/../../build/bin/pier}"
-if [[ -x /usr/bin/aws ]]; then AWS_CLI=/usr/bin/aws; else AWS_CLI=aws; fi
+# The AWS CLI: $AWS_CLI, else the one that starts fastest here — v1 (pip's,
+# behind a pyenv shim on this machine: call it directly) — else v2 (Debian's).
+# Both speak to pier the same; start-up is most of these scripts' time.
+if [[ -z "${AWS_CLI:-}" ]]; then
+  if command -v pyenv >/dev/null && pyenv which aws >/dev/null 2>&1; then AWS_CLI="$(pyenv which aws)"
+  elif command -v aws >/dev/null; then AWS_CLI=aws
+  else AWS_CLI=/usr/bin/aws; fi
+fi
 
 # The names everything is found by.
 P=fa-127
@@ -60,7 +67,7 @@ wait_for() {
   local deadline=$((SECONDS + timeout))
   until "$@"; do
     ((SECONDS < deadline)) || die "timed out after ${timeout}s waiting for $what"
-    sleep 1
+    sleep 0.25
   done
 }
 

@@ -7,11 +7,107 @@ source "$(dirname "$0")/lib.sh"
 preflight
 START=$SECONDS
 
+# IAM, logs, the cluster, the image and the task definition need nothing of
+# the network: they are built in the background while the network is (the AWS
+# CLI's start-up, about 0.7 s a call, is most of this script's time).
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+platform() {
+# --- IAM and logs ----------------------------------------------------------
+  TRUST='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
+  EXEC_POLICY='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ssmmessages:CreateControlChannel","ssmmessages:CreateDataChannel","ssmmessages:OpenControlChannel","ssmmessages:OpenDataChannel"],"Resource":"*"}]}'
+  # role NAME -> $ID (its ARN)
+  role() {
+    local rc=0
+    ID="$(probe iam get-role --role-name "$1" --query Role.Arn)" || rc=$?
+    DID=exists
+    if ((rc == 3)); then
+      ID="$(q iam create-role --role-name "$1" --assume-role-policy-document "$TRUST" --query Role.Arn)"
+      DID=created
+    else
+      aws_ iam update-assume-role-policy --role-name "$1" --policy-document "$TRUST"
+    fi
+  }
+  role "$TASK_ROLE"; TASK_ROLE_ARN=$ID
+  aws_ iam put-role-policy --role-name "$TASK_ROLE" --policy-name $P-ssmmessages --policy-document "$EXEC_POLICY"
+  step "task role (+ ssmmessages policy)" "$TASK_ROLE" "$DID"
+  role "$EXEC_ROLE"; EXEC_ROLE_ARN=$ID
+  aws_ iam attach-role-policy --role-name "$EXEC_ROLE" \
+    --policy-arn arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy
+  step "execution role" "$EXEC_ROLE" "$DID"
+  
+  if [[ -z "$(q logs describe-log-groups --log-group-name-prefix "$LOG_GROUP" \
+               --query "logGroups[?logGroupName=='$LOG_GROUP'].logGroupName")" ]]; then
+    aws_ logs create-log-group --log-group-name "$LOG_GROUP"
+    DID=created
+  else
+    DID=exists
+  fi
+  step "log group" "$LOG_GROUP" "$DID"
+  
+  # --- ECS -------------------------------------------------------------------
+  if [[ "$(probe ecs describe-clusters --clusters "$CLUSTER" --query 'clusters[0].status')" == ACTIVE ]]; then
+    DID=exists
+  else
+    aws_ ecs create-cluster --cluster-name "$CLUSTER" >/dev/null
+    DID=created
+  fi
+  step "cluster" "$CLUSTER" "$DID"
+  
+  if pier_ image ls | awk 'NR > 1 {print $1}' | grep -qx "$IMAGE"; then
+    DID=exists
+  else
+    pier_ image base "$IMAGE" >/dev/null
+    DID="created (pier image base)"
+  fi
+  step "image" "$IMAGE" "$DID"
+  
+  case "$(uname -m)" in
+    x86_64 | amd64) ARCH=X86_64 ;;
+    aarch64 | arm64) ARCH=ARM64 ;;
+    *) die "no Fargate architecture for $(uname -m)" ;;
+  esac
+  TASK_DEF="$(jq -n --arg family "$FAMILY" --arg task_role "$TASK_ROLE_ARN" --arg exec_role "$EXEC_ROLE_ARN" \
+    --arg arch "$ARCH" --arg name "$CONTAINER" --arg image "$IMAGE" --arg group "$LOG_GROUP" --arg region "$REGION" \
+    --arg prefix "$P" '{
+      family: $family, taskRoleArn: $task_role, executionRoleArn: $exec_role,
+      networkMode: "awsvpc", requiresCompatibilities: ["FARGATE"], cpu: "512", memory: "1024",
+      runtimePlatform: {operatingSystemFamily: "LINUX", cpuArchitecture: $arch},
+      containerDefinitions: [{
+        name: $name, image: $image, essential: true,
+        command: ["/bin/sh", "-c", "sleep 3600"],
+        linuxParameters: {initProcessEnabled: true},
+        logConfiguration: {logDriver: "awslogs", options: {
+          "awslogs-group": $group, "awslogs-region": $region, "awslogs-stream-prefix": $prefix}}
+      }]
+    }')"
+  # The definition's digest, as a tag: registered again only when it changes.
+  SPEC="$(sha256sum <<<"$TASK_DEF" | cut -c1-16)"
+  rc=0
+  current="$(MISSING_CODES=ClientException probe ecs describe-task-definition --task-definition "$FAMILY" --include TAGS \
+             --query "[taskDefinition.taskDefinitionArn, taskDefinition.status, tags[?key=='$P-spec'].value | [0]]")" || rc=$?
+  read -r TD_ARN td_status td_spec <<<"${current:-}" || true
+  if ((rc == 0)) && [[ "$td_status" == ACTIVE && "$td_spec" == "$SPEC" ]]; then
+    DID=exists
+  else
+    TD_ARN="$(q ecs register-task-definition \
+              --cli-input-json "$(jq --arg spec "$SPEC" --arg key "$P-spec" '. + {tags: [{key: $key, value: $spec}]}' <<<"$TASK_DEF")" \
+              --query taskDefinition.taskDefinitionArn)"
+    DID=registered
+  fi
+  step "task definition ($ARCH)" "${TD_ARN##*/}" "$DID"
+  echo "TD_ARN=$TD_ARN" > "$WORK/platform.vars"
+}
+platform > "$WORK/platform.out" 2>&1 &
+PLATFORM=$!
+
 # --- the network -----------------------------------------------------------
 VPC="$(the_vpcs | awk '{print $1}')"
 if [[ -z "$VPC" ]]; then
   VPC="$(q ec2 create-vpc --cidr-block 10.0.0.0/16 --tag-specifications "$(tagspec vpc $P-vpc)" --query Vpc.VpcId)"
   did=created
+  # A new VPC holds nothing yet: what lives in it is made without looking first.
+  FRESH=1
 else
   did=exists
 fi
@@ -20,8 +116,10 @@ aws_ ec2 modify-vpc-attribute --vpc-id "$VPC" --enable-dns-hostnames '{"Value":t
 step "vpc 10.0.0.0/16 (DNS on)" "$VPC" "$did"
 
 # subnet NAME CIDR AZ -> $ID
+FRESH="${FRESH:-}"
 subnet() {
-  ID="$(q ec2 describe-subnets --filters "Name=vpc-id,Values=$VPC" "Name=tag:Name,Values=$1" \
+  ID=""
+  [[ -n "$FRESH" ]] || ID="$(q ec2 describe-subnets --filters "Name=vpc-id,Values=$VPC" "Name=tag:Name,Values=$1" \
         --query 'Subnets[0].SubnetId')"
   if [[ -z "$ID" ]]; then
     ID="$(q ec2 create-subnet --vpc-id "$VPC" --cidr-block "$2" --availability-zone "$3" \
@@ -43,7 +141,7 @@ if [[ -z "$IGW" ]]; then
          --query InternetGateway.InternetGatewayId)"
   did=created
 fi
-if [[ -z "$(q ec2 describe-internet-gateways --internet-gateway-ids "$IGW" \
+if [[ -n "$FRESH" ]] || [[ -z "$(q ec2 describe-internet-gateways --internet-gateway-ids "$IGW" \
              --query "InternetGateways[0].Attachments[?VpcId=='$VPC'].VpcId")" ]]; then
   aws_ ec2 attach-internet-gateway --internet-gateway-id "$IGW" --vpc-id "$VPC"
   did="$did, attached"
@@ -53,14 +151,15 @@ step "internet gateway" "$IGW" "$did"
 # route_table NAME SUBNET -> $ID, associated with SUBNET
 route_table() {
   local did=exists
-  ID="$(q ec2 describe-route-tables --filters "Name=vpc-id,Values=$VPC" "Name=tag:Name,Values=$1" \
+  ID=""
+  [[ -n "$FRESH" ]] || ID="$(q ec2 describe-route-tables --filters "Name=vpc-id,Values=$VPC" "Name=tag:Name,Values=$1" \
         --query 'RouteTables[0].RouteTableId')"
   if [[ -z "$ID" ]]; then
     ID="$(q ec2 create-route-table --vpc-id "$VPC" --tag-specifications "$(tagspec route-table "$1")" \
           --query RouteTable.RouteTableId)"
     did=created
   fi
-  if [[ -z "$(q ec2 describe-route-tables --route-table-ids "$ID" \
+  if [[ "$did" == created ]] || [[ -z "$(q ec2 describe-route-tables --route-table-ids "$ID" \
                --query "RouteTables[0].Associations[?SubnetId=='$2'].SubnetId")" ]]; then
     aws_ ec2 associate-route-table --route-table-id "$ID" --subnet-id "$2" >/dev/null
     did="$did, associated"
@@ -69,8 +168,8 @@ route_table() {
 }
 # default_route TABLE --gateway-id ID | --nat-gateway-id ID | none
 default_route() {
-  local table="$1" current
-  current="$(q ec2 describe-route-tables --route-table-ids "$table" \
+  local table="$1" current=""
+  [[ "$DID" == created* ]] || current="$(q ec2 describe-route-tables --route-table-ids "$table" \
              --query "RouteTables[0].Routes[?DestinationCidrBlock=='0.0.0.0/0'] | [0].[GatewayId, NatGatewayId, State]")"
   if [[ "$2" == none ]]; then
     if [[ -n "$current" ]]; then
@@ -98,9 +197,11 @@ if [[ -z "$EIP" ]]; then
          --query AllocationId)"
   did=created
 fi
+EIP_DID=$did
 step "elastic ip $(q ec2 describe-addresses --allocation-ids "$EIP" --query 'Addresses[0].PublicIp')" "$EIP" "$did"
 
-NAT="$(q ec2 describe-nat-gateways --filter "Name=vpc-id,Values=$VPC" "Name=tag:Name,Values=$P-nat" \
+NAT=""
+[[ -n "$FRESH" ]] || NAT="$(q ec2 describe-nat-gateways --filter "Name=vpc-id,Values=$VPC" "Name=tag:Name,Values=$P-nat" \
        "Name=state,Values=pending,available" --query 'NatGateways[0].NatGatewayId')"
 did=exists
 eip_free() {
@@ -108,7 +209,7 @@ eip_free() {
 }
 if [[ -z "$NAT" ]]; then
   # A NAT gateway of an earlier run still deleting may hold the address.
-  wait_for "the elastic ip to be free" 120 eip_free
+  [[ "$EIP_DID" == created ]] || wait_for "the elastic ip to be free" 120 eip_free
   NAT="$(q ec2 create-nat-gateway --subnet-id "$PUBLIC" --allocation-id "$EIP" \
          --tag-specifications "$(tagspec natgateway $P-nat)" --query NatGateway.NatGatewayId)"
   did=created
@@ -131,7 +232,8 @@ step "subnet 2 route table (no 0/0)" "$RT2" "$DID"
 
 # security_group NAME DESCRIPTION -> $ID
 security_group() {
-  ID="$(q ec2 describe-security-groups --filters "Name=vpc-id,Values=$VPC" "Name=group-name,Values=$1" \
+  ID=""
+  [[ -n "$FRESH" ]] || ID="$(q ec2 describe-security-groups --filters "Name=vpc-id,Values=$VPC" "Name=group-name,Values=$1" \
         --query 'SecurityGroups[0].GroupId')"
   DID=exists
   if [[ -z "$ID" ]]; then
@@ -143,7 +245,7 @@ security_group() {
 security_group $P-container-sg "fa-127 containers: no ingress"; CONTAINER_SG=$ID
 step "container security group" "$CONTAINER_SG" "$DID"
 security_group $P-endpoint-sg "fa-127 endpoints: 443 from the containers"; ENDPOINT_SG=$ID
-if [[ "$(q ec2 describe-security-groups --group-ids "$ENDPOINT_SG" --query "contains(SecurityGroups[0].IpPermissions[?IpProtocol=='tcp' && FromPort==\`443\` && ToPort==\`443\`].UserIdGroupPairs[].GroupId, '$CONTAINER_SG')")" != True ]]; then
+if [[ "$DID" == created ]] || [[ "$(q ec2 describe-security-groups --group-ids "$ENDPOINT_SG" --query "contains(SecurityGroups[0].IpPermissions[?IpProtocol=='tcp' && FromPort==\`443\` && ToPort==\`443\`].UserIdGroupPairs[].GroupId, '$CONTAINER_SG')")" != True ]]; then
   aws_ ec2 authorize-security-group-ingress --group-id "$ENDPOINT_SG" --ip-permissions \
     "[{\"IpProtocol\":\"tcp\",\"FromPort\":443,\"ToPort\":443,\"UserIdGroupPairs\":[{\"GroupId\":\"$CONTAINER_SG\"}]}]" >/dev/null
   DID="$DID, 443 from $CONTAINER_SG"
@@ -152,6 +254,7 @@ step "endpoint security group" "$ENDPOINT_SG" "$DID"
 
 # endpoint SERVICE -> $ID (an endpoint of the VPC for com.amazonaws.REGION.SERVICE)
 endpoint_of() {
+  [[ -z "$FRESH" ]] || return 0
   q ec2 describe-vpc-endpoints --filters "Name=vpc-id,Values=$VPC" "Name=service-name,Values=com.amazonaws.$REGION.$1" \
     "Name=vpc-endpoint-state,Values=pendingAcceptance,pending,available" --query 'VpcEndpoints[0].VpcEndpointId'
 }
@@ -168,16 +271,27 @@ elif [[ "$(q ec2 describe-vpc-endpoints --vpc-endpoint-ids "$ID" --query "contai
 fi
 step "s3 gateway endpoint (subnet 2's rt)" "$ID" "$DID"
 ENDPOINT_IDS=("$ID")
-for svc in "${ENDPOINT_SERVICES[@]}"; do
-  ID="$(endpoint_of "$svc")"
-  DID=exists
-  if [[ -z "$ID" ]]; then
-    ID="$(q ec2 create-vpc-endpoint --vpc-id "$VPC" --vpc-endpoint-type Interface \
+# One background job per interface endpoint (independent calls).
+interface_endpoint() {
+  local svc="$1" id did=exists
+  id="$(endpoint_of "$svc")"
+  if [[ -z "$id" ]]; then
+    id="$(q ec2 create-vpc-endpoint --vpc-id "$VPC" --vpc-endpoint-type Interface \
           --service-name "com.amazonaws.$REGION.$svc" --subnet-ids "$SUBNET2" --security-group-ids "$ENDPOINT_SG" \
           --private-dns-enabled --tag-specifications "$(tagspec vpc-endpoint "$P-${svc//./-}-endpoint")" \
           --query VpcEndpoint.VpcEndpointId)"
-    DID=created
+    did=created
   fi
+  echo "$id $did" > "$WORK/endpoint.$svc"
+}
+jobs_=()
+for svc in "${ENDPOINT_SERVICES[@]}"; do
+  interface_endpoint "$svc" &
+  jobs_+=($!)
+done
+for j in "${jobs_[@]}"; do wait "$j" || die "creating an interface endpoint failed"; done
+for svc in "${ENDPOINT_SERVICES[@]}"; do
+  read -r ID DID < "$WORK/endpoint.$svc"
   step "$svc interface endpoint" "$ID" "$DID"
   ENDPOINT_IDS+=("$ID")
 done
@@ -188,89 +302,12 @@ endpoints_available() {
 wait_for "the VPC endpoints" 180 endpoints_available
 step "vpc endpoints available" "${#ENDPOINT_IDS[@]}" ok
 
-# --- IAM and logs ----------------------------------------------------------
-TRUST='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
-EXEC_POLICY='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ssmmessages:CreateControlChannel","ssmmessages:CreateDataChannel","ssmmessages:OpenControlChannel","ssmmessages:OpenDataChannel"],"Resource":"*"}]}'
-# role NAME -> $ID (its ARN)
-role() {
-  local rc=0
-  ID="$(probe iam get-role --role-name "$1" --query Role.Arn)" || rc=$?
-  DID=exists
-  if ((rc == 3)); then
-    ID="$(q iam create-role --role-name "$1" --assume-role-policy-document "$TRUST" --query Role.Arn)"
-    DID=created
-  else
-    aws_ iam update-assume-role-policy --role-name "$1" --policy-document "$TRUST"
-  fi
-}
-role "$TASK_ROLE"; TASK_ROLE_ARN=$ID
-aws_ iam put-role-policy --role-name "$TASK_ROLE" --policy-name $P-ssmmessages --policy-document "$EXEC_POLICY"
-step "task role (+ ssmmessages policy)" "$TASK_ROLE" "$DID"
-role "$EXEC_ROLE"; EXEC_ROLE_ARN=$ID
-aws_ iam attach-role-policy --role-name "$EXEC_ROLE" \
-  --policy-arn arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy
-step "execution role" "$EXEC_ROLE" "$DID"
+# --- the platform's side, built meanwhile (see above) ---------------------
+wait "$PLATFORM" || { cat "$WORK/platform.out"; die "the IAM, logs and ECS part failed"; }
+cat "$WORK/platform.out"
+# shellcheck disable=SC1091
+source "$WORK/platform.vars"
 
-if [[ -z "$(q logs describe-log-groups --log-group-name-prefix "$LOG_GROUP" \
-             --query "logGroups[?logGroupName=='$LOG_GROUP'].logGroupName")" ]]; then
-  aws_ logs create-log-group --log-group-name "$LOG_GROUP"
-  DID=created
-else
-  DID=exists
-fi
-step "log group" "$LOG_GROUP" "$DID"
-
-# --- ECS -------------------------------------------------------------------
-if [[ "$(probe ecs describe-clusters --clusters "$CLUSTER" --query 'clusters[0].status')" == ACTIVE ]]; then
-  DID=exists
-else
-  aws_ ecs create-cluster --cluster-name "$CLUSTER" >/dev/null
-  DID=created
-fi
-step "cluster" "$CLUSTER" "$DID"
-
-if pier_ image ls | awk 'NR > 1 {print $1}' | grep -qx "$IMAGE"; then
-  DID=exists
-else
-  pier_ image base "$IMAGE" >/dev/null
-  DID="created (pier image base)"
-fi
-step "image" "$IMAGE" "$DID"
-
-case "$(uname -m)" in
-  x86_64 | amd64) ARCH=X86_64 ;;
-  aarch64 | arm64) ARCH=ARM64 ;;
-  *) die "no Fargate architecture for $(uname -m)" ;;
-esac
-TASK_DEF="$(jq -n --arg family "$FAMILY" --arg task_role "$TASK_ROLE_ARN" --arg exec_role "$EXEC_ROLE_ARN" \
-  --arg arch "$ARCH" --arg name "$CONTAINER" --arg image "$IMAGE" --arg group "$LOG_GROUP" --arg region "$REGION" \
-  --arg prefix "$P" '{
-    family: $family, taskRoleArn: $task_role, executionRoleArn: $exec_role,
-    networkMode: "awsvpc", requiresCompatibilities: ["FARGATE"], cpu: "512", memory: "1024",
-    runtimePlatform: {operatingSystemFamily: "LINUX", cpuArchitecture: $arch},
-    containerDefinitions: [{
-      name: $name, image: $image, essential: true,
-      command: ["/bin/sh", "-c", "sleep 3600"],
-      linuxParameters: {initProcessEnabled: true},
-      logConfiguration: {logDriver: "awslogs", options: {
-        "awslogs-group": $group, "awslogs-region": $region, "awslogs-stream-prefix": $prefix}}
-    }]
-  }')"
-# The definition's digest, as a tag: registered again only when it changes.
-SPEC="$(sha256sum <<<"$TASK_DEF" | cut -c1-16)"
-rc=0
-current="$(MISSING_CODES=ClientException probe ecs describe-task-definition --task-definition "$FAMILY" --include TAGS \
-           --query "[taskDefinition.taskDefinitionArn, taskDefinition.status, tags[?key=='$P-spec'].value | [0]]")" || rc=$?
-read -r TD_ARN td_status td_spec <<<"${current:-}" || true
-if ((rc == 0)) && [[ "$td_status" == ACTIVE && "$td_spec" == "$SPEC" ]]; then
-  DID=exists
-else
-  TD_ARN="$(q ecs register-task-definition \
-            --cli-input-json "$(jq --arg spec "$SPEC" --arg key "$P-spec" '. + {tags: [{key: $key, value: $spec}]}' <<<"$TASK_DEF")" \
-            --query taskDefinition.taskDefinitionArn)"
-  DID=registered
-fi
-step "task definition ($ARCH)" "${TD_ARN##*/}" "$DID"
 
 # service NAME SUBNET
 service() {
