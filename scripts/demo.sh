@@ -32,13 +32,11 @@ export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}" AWS_PAGER=""
 export PATH="$PWD/build/bin:$PATH"
 AWS=aws; [[ -x /usr/bin/aws ]] && AWS=/usr/bin/aws   # the AWS CLI v2 (Debian's); v1 works the same
 
-PIER_ENDPOINT="$ENDPOINT" PIER_BIN="$PWD/build/bin/pier" examples/ecs-exec-private-subnets/up.sh
-task_of() {
-  "$AWS" --endpoint-url "$ENDPOINT" ecs list-tasks --cluster fa-127-cluster --service-name "$1" \
-    --desired-status RUNNING --query 'taskArns[0]' --output text
-}
-TASK1=$(task_of fa-127-service-1); TASK1=${TASK1##*/}
-TASK2=$(task_of fa-127-service-2); TASK2=${TASK2##*/}
+PIER_ENDPOINT="$ENDPOINT" PIER_BIN="$PWD/build/bin/pier" examples/ecs-exec-private-subnets/up.sh \
+  | tee "$HOME_DIR/example-up.log"
+# up.sh names each service's RUNNING task.
+TASK1=$(awk '/^service 1 task RUNNING/ {print $5}' "$HOME_DIR/example-up.log")
+TASK2=$(awk '/^service 2 task RUNNING/ {print $5}' "$HOME_DIR/example-up.log")
 echo
 echo "\$ pier ps   # where each exec agent reaches ssmmessages"
 build/bin/pier --endpoint "$ENDPOINT" ps
