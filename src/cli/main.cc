@@ -182,7 +182,8 @@ int run_ecs_exec(const client::Endpoint& ep, const std::string& cluster, const s
     return run(client::call_json(ep, "ecs", "AmazonEC2ContainerServiceV20141113." + action, in, *creds));
   };
   std::vector<std::string> refs{ref};
-  if (!looks_like_task(ref)) {
+  bool by_service = !looks_like_task(ref);
+  if (by_service) {
     auto l = ecs("ListTasks", json::object{{"cluster", cluster}, {"serviceName", ref}, {"desiredStatus", "RUNNING"}});
     if (!l.ok()) {
       print_aws_error(l.error(), "ListTasks");
@@ -209,11 +210,12 @@ int run_ecs_exec(const client::Endpoint& ep, const std::string& cluster, const s
   if (const auto* a = d->if_contains("tasks"); a && a->is_array())
     for (const auto& t : a->as_array()) {
       const auto& o = t.as_object();
-      if (refs.size() > 1 && sfield(o, "lastStatus") != "RUNNING") continue;
+      if (by_service && sfield(o, "lastStatus") != "RUNNING") continue;
       if (!task || number(o.if_contains("startedAt")) > number(task->if_contains("startedAt"))) task = &o;
     }
   if (!task) {
-    fmt::print(stderr, "pier exec: The task provided in the request was not found.\n");
+    fmt::print(stderr, "pier exec: {}\n", by_service ? "service " + ref + " has no RUNNING task yet"
+                                                     : std::string("The task provided in the request was not found."));
     return 254;
   }
   const json::object* c = nullptr;

@@ -357,7 +357,10 @@ void Monitor::start_agent() {
   std::vector<const char*> argv = {runc.c_str(), "--root", runc_root.c_str(), "--log", log_arg.c_str(),
                                    "--log-format", "json", "exec", "-d", "--pid-file", pid_arg.c_str(),
                                    "--process", agent.c_str(), id.c_str(), nullptr};
-  int out = ::open((bundle + "/agent.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  // The agent's log starts again past 4 MiB (one that cannot connect says so every few seconds).
+  struct stat st{};
+  bool big = ::stat((bundle + "/agent.log").c_str(), &st) == 0 && st.st_size > 4 * 1024 * 1024;
+  int out = ::open((bundle + "/agent.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (big ? O_TRUNC : 0), 0640);
   int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
   agent_runc_pid_ = ::fork();
   if (agent_runc_pid_ == 0) {
