@@ -502,16 +502,14 @@ asio::awaitable<void> control_loop() {
   }
 }
 
-std::string with_region(std::string url, const std::string& region) {
-  if (auto p = url.find("{region}"); p != std::string::npos) url.replace(p, 8, region);
-  return url;
-}
-
 // Container mode (ECS Exec): who this agent is comes from the task metadata
 // endpoint, as AWS's agent learns it — `ecs:CLUSTER_TASKID_RUNTIMEID`, the
 // region from the task's ARN. The metadata endpoint answers at once once the
 // task runs; a few tries cover the moments before.
-asio::awaitable<Result<std::string>> container_identity(const std::string& uri) {
+struct Identity {
+  std::string target, region;
+};
+asio::awaitable<Result<Identity>> container_identity(const std::string& uri) {
   auto ex = co_await asio::this_coro::executor;
   auto get = [](std::string url) -> asio::awaitable<Result<json::object>> {
     auto u = client::Url::parse(url);
@@ -553,8 +551,8 @@ asio::awaitable<Result<std::string>> container_identity(const std::string& uri) 
     auto parts = str::split(arn, ':');
     if (parts.size() < 6 || last(*task, "Cluster").empty() || last(*self, "DockerId").empty())
       co_return Error::internal("failed to get identity from ECS metadata");
-    g_cfg.endpoint.region = std::string(parts[3]);
-    co_return fmt::format("ecs:{}_{}_{}", last(*task, "Cluster"), last(*task, "TaskARN"), last(*self, "DockerId"));
+    co_return Identity{fmt::format("ecs:{}_{}_{}", last(*task, "Cluster"), last(*task, "TaskARN"), last(*self, "DockerId")),
+                       std::string(parts[3])};
   }
   co_return err;
 }
@@ -592,14 +590,17 @@ int main(int argc, char** argv) {
     if (ca.empty() || ca == env("AWS_CA_BUNDLE")) ca = std::filesystem::exists(bundle, ec) ? bundle.string() : "";
     if (endpoint == env("AWS_ENDPOINT_URL")) endpoint.clear();
   }
-  if (endpoint.empty() && !container_mode) endpoint = fmt::format("https://ssmmessages.{}.amazonaws.com", region);
-  if (endpoint.empty()) endpoint = "https://ssmmessages.{region}.amazonaws.com";
-  auto url = client::Url::parse(with_region(endpoint, region.empty() ? "us-east-1" : region));
-  if (!url.ok()) {
-    fmt::print(stderr, "pier-exec-agent: --endpoint: {}\n", url.error().message);
-    return 2;
+  auto regional = [](const std::string& r) { return fmt::format("https://ssmmessages.{}.amazonaws.com", r); };
+  // In a container without an endpoint given, the task's region names it (below).
+  if (endpoint.empty() && !container_mode) endpoint = regional(region);
+  if (!endpoint.empty()) {
+    auto url = client::Url::parse(endpoint);
+    if (!url.ok()) {
+      fmt::print(stderr, "pier-exec-agent: --endpoint: {}\n", url.error().message);
+      return 2;
+    }
+    g_cfg.endpoint.url = *url;
   }
-  g_cfg.endpoint.url = *url;
   g_cfg.endpoint.region = region;
   g_cfg.endpoint.connect.ca_file = ca;
   g_cfg.creds = client::CredentialsProvider::from_environment();
@@ -610,7 +611,7 @@ int main(int argc, char** argv) {
   stop.async_wait([&](boost::system::error_code, int) { ioc.stop(); });
   int rc = 0;
   if (container_mode) {
-    asio::co_spawn(ioc, [&, endpoint, metadata]() -> asio::awaitable<void> {
+    asio::co_spawn(ioc, [&, endpoint, metadata, regional]() -> asio::awaitable<void> {
       auto id = co_await container_identity(metadata);
       if (!id.ok()) {
         log::get("agent")->error("{}", id.error().message);
@@ -618,9 +619,10 @@ int main(int argc, char** argv) {
         ioc.stop();
         co_return;
       }
-      g_cfg.target = *id;
-      auto u = client::Url::parse(with_region(endpoint, g_cfg.endpoint.region));
-      if (u.ok()) g_cfg.endpoint.url = *u;
+      g_cfg.target = id->target;
+      g_cfg.endpoint.region = id->region;
+      if (endpoint.empty())
+        if (auto u = client::Url::parse(regional(id->region)); u.ok()) g_cfg.endpoint.url = *u;
       log::get("agent")->info("container mode: {} via {}", g_cfg.target, g_cfg.endpoint.url.host);
       co_await control_loop();
     }, asio::detached);

@@ -84,6 +84,12 @@ std::string shell_quote(const std::string& w) {
   return out + "'";
 }
 
+std::string shell_join(const std::vector<std::string>& words) {
+  std::string out;
+  for (const auto& w : words) out += (out.empty() ? "" : " ") + shell_quote(w);
+  return out;
+}
+
 // Runs a started session to its end: a raw terminal, or stdout and stderr
 // apart with the remote exit code as ours.
 int run_ticket(const client::Endpoint& ep, const client::Credentials& creds, const client::SessionTicket& ticket,
@@ -122,10 +128,8 @@ int start_ssm_session(const client::Endpoint& ep, const client::Credentials& cre
   bool interactive = command.empty();
   json::object in{{"Target", target}};
   if (!interactive) {
-    std::string joined;
-    for (const auto& w : command) joined += (joined.empty() ? "" : " ") + shell_quote(w);
     in["DocumentName"] = "AWS-StartNonInteractiveCommand";
-    in["Parameters"] = json::object{{"command", json::array{json::value(joined)}}};
+    in["Parameters"] = json::object{{"command", json::array{json::value(shell_join(command))}}};
   }
   auto started = run(client::call_json(ep, "ssm", "AmazonSSM.StartSession", in, creds));
   if (!started.ok()) {
@@ -233,8 +237,7 @@ int run_ecs_exec(const client::Endpoint& ep, const std::string& cluster, const s
                                      task_arn.substr(task_arn.rfind('/') + 1), sfield(*c, "runtimeId"));
     return start_ssm_session(ep, *creds, target, command);
   }
-  std::string joined;
-  for (const auto& w : command) joined += (joined.empty() ? "" : " ") + shell_quote(w);
+  std::string joined = shell_join(command);
   auto x = ecs("ExecuteCommand", json::object{{"cluster", cluster_arn}, {"task", task_arn}, {"container", sfield(*c, "name")},
                                               {"interactive", true}, {"command", joined.empty() ? "/bin/sh" : joined}});
   if (!x.ok()) {

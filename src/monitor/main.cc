@@ -288,6 +288,24 @@ std::string runc_error(const std::string& log_path, int status) {
   return msg;
 }
 
+// Forks and runs `path argv…` with stdin/stdout/stderr on the given fds; -1 if
+// the fork failed. What runc starts inherits our signal state: the child gets
+// the defaults, as Docker gives them.
+pid_t spawn(const std::string& path, const std::vector<const char*>& argv, int in, int out, int err) {
+  pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::signal(SIGHUP, SIG_DFL);
+  ::signal(SIGPIPE, SIG_DFL);
+  ::dup2(in, 0);
+  ::dup2(out, 1);
+  ::dup2(err, 2);
+  ::execv(path.c_str(), const_cast<char* const*>(argv.data()));
+  ::_exit(127);
+}
+
 // One of the container's output pipes and the part of a line read so far.
 struct Stream {
   const char* name;
@@ -362,20 +380,8 @@ void Monitor::start_agent() {
   bool big = ::stat((bundle + "/agent.log").c_str(), &st) == 0 && st.st_size > 4 * 1024 * 1024;
   int out = ::open((bundle + "/agent.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (big ? O_TRUNC : 0), 0640);
   int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  agent_runc_pid_ = ::fork();
-  if (agent_runc_pid_ == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::signal(SIGHUP, SIG_DFL);
-    ::signal(SIGPIPE, SIG_DFL);
-    // runc hands its own stdio to a detached process: the agent writes agent.log.
-    ::dup2(devnull, 0);
-    ::dup2(out >= 0 ? out : devnull, 1);
-    ::dup2(out >= 0 ? out : devnull, 2);
-    ::execv(runc.c_str(), const_cast<char* const*>(argv.data()));
-    ::_exit(127);
-  }
+  // runc hands its own stdio to a detached process: the agent writes agent.log.
+  agent_runc_pid_ = spawn(runc, argv, devnull, out >= 0 ? out : devnull, out >= 0 ? out : devnull);
   if (out >= 0) ::close(out);
   if (devnull >= 0) ::close(devnull);
   ++agent_starts_;
@@ -577,21 +583,7 @@ int Monitor::run() {
                                    "json",         "run",           "-d",
                                    "--pid-file",   pid_arg.c_str(), "--bundle",
                                    bundle.c_str(), id.c_str(),      nullptr};
-  runc_pid_ = ::fork();
-  if (runc_pid_ == 0) {
-    // The container inherits this process's signal state through runc: give it
-    // the defaults, as Docker does.
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::signal(SIGHUP, SIG_DFL);
-    ::signal(SIGPIPE, SIG_DFL);
-    ::dup2(devnull, 0);
-    ::dup2(out[1], 1);
-    ::dup2(err[1], 2);
-    ::execv(runc.c_str(), const_cast<char* const*>(argv.data()));
-    ::_exit(127);
-  }
+  runc_pid_ = spawn(runc, argv, devnull, out[1], err[1]);
   ::close(out[1]);
   ::close(err[1]);
   ::close(devnull);

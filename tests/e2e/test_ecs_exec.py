@@ -193,6 +193,18 @@ class EcsExec(base.TaskHarness):
     def register_app(self, family="app"):
         self.register(family, "sleep 3600")
 
+    def endpoint_only_system(self):
+        """A VPC whose one subnet reaches ssmmessages only through the endpoint; the cluster c, the app."""
+        vpc = self.vpc()
+        sub = self.subnet(vpc, "10.0.3.0/24")
+        self.table(vpc, sub)
+        tasks_sg, endpoint_sg = self.groups(vpc)
+        self.endpoint(vpc, sub, endpoint_sg)
+        self.ecs.create_cluster(clusterName="c")
+        self.logs.create_log_group(logGroupName="/ecs/x")
+        self.register_app()
+        return sub, tasks_sg
+
     # -- the reference system -------------------------------------------------
     def test_reference_system(self):
         """scenario.md with CLI calls: both services give a shell, both through the endpoint ENI."""
@@ -338,14 +350,7 @@ class EcsExec(base.TaskHarness):
 
     # -- restarts -----------------------------------------------------------
     def test_session_survives_kill9_of_pierd(self):
-        vpc = self.vpc()
-        sub = self.subnet(vpc, "10.0.3.0/24")
-        self.table(vpc, sub)
-        tasks_sg, endpoint_sg = self.groups(vpc)
-        self.endpoint(vpc, sub, endpoint_sg)
-        self.ecs.create_cluster(clusterName="c")
-        self.logs.create_log_group(logGroupName="/ecs/x")
-        self.register_app()
+        sub, tasks_sg = self.endpoint_only_system()
         arn, _ = self.exec_task(sub, tasks_sg)
         self.wait_connected(arn)
         n = 400
@@ -379,14 +384,7 @@ class EcsExec(base.TaskHarness):
         self.assertEqual((p.returncode, p.stdout), (0, "again\n"), p.stderr)
 
     def test_agent_restarted_when_it_dies(self):
-        vpc = self.vpc()
-        sub = self.subnet(vpc, "10.0.3.0/24")
-        self.table(vpc, sub)
-        tasks_sg, endpoint_sg = self.groups(vpc)
-        self.endpoint(vpc, sub, endpoint_sg)
-        self.ecs.create_cluster(clusterName="c")
-        self.logs.create_log_group(logGroupName="/ecs/x")
-        self.register_app()
+        sub, tasks_sg = self.endpoint_only_system()
         arn, t = self.exec_task(sub, tasks_sg)
         first = t["containers"][0]["managedAgents"][0]["lastStartedAt"]
         self.wait_connected(arn)

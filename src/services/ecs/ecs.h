@@ -32,6 +32,10 @@ void add_exec_actions(aws::ServiceDef& def, store::Store& store, exec::Broker* b
 // and back to the task id ("" when it is not such a target).
 std::string exec_target(const std::string& cluster_arn, const std::string& task_arn, const std::string& runtime_id);
 std::string exec_target_task(std::string_view target);
+struct ExecTarget {
+  std::string cluster, task;  // both "" when it is not such a target
+};
+ExecTarget parse_exec_target(std::string_view target);
 
 // Fargate's task sizes: whether cpu units and memory MiB form a valid pair.
 bool fargate_size_valid(int64_t cpu, int64_t memory);

@@ -28,19 +28,18 @@ constexpr const char* kNotEnabled =
     "enabled and try again.";
 constexpr const char* kNotConnected = "The execute command failed due to an internal error. Try again later.";
 
-// "ecs:CLUSTER_TASKID_RUNTIMEID" → the task id ("" when it is not such a target).
-std::string target_task(std::string_view target) {
+}  // namespace
+
+ExecTarget parse_exec_target(std::string_view target) {
   if (!target.starts_with("ecs:")) return {};
   auto last = target.rfind('_');
   if (last == std::string_view::npos || last < 5) return {};
   auto before = target.rfind('_', last - 1);
   if (before == std::string_view::npos || before < 4) return {};
-  return std::string(target.substr(before + 1, last - before - 1));
+  return ExecTarget{std::string(target.substr(4, before - 4)), std::string(target.substr(before + 1, last - before - 1))};
 }
 
-}  // namespace
-
-std::string exec_target_task(std::string_view target) { return target_task(target); }
+std::string exec_target_task(std::string_view target) { return parse_exec_target(target).task; }
 
 std::string exec_target(const std::string& cluster_arn, const std::string& task_arn, const std::string& runtime_id) {
   auto last = [](const std::string& arn) { return arn.substr(arn.rfind('/') + 1); };

@@ -63,12 +63,8 @@ aws::ServiceDef SsmService::definition() {
     std::string target = get_string(in, "Target");
     a.resource = fmt::format("arn:aws:ssm:{}:{}:managed-instance/{}", ctx.region, ctx.principal.account, target);
     // An ECS Exec target is the task: ecs:CLUSTER_TASKID_RUNTIMEID.
-    if (auto task = ecs::exec_target_task(target); !task.empty()) {
-      std::string cluster = target.substr(4, target.size() - 4);
-      cluster = cluster.substr(0, cluster.rfind('_'));
-      cluster = cluster.substr(0, cluster.rfind('_'));
-      a.resource = fmt::format("arn:aws:ecs:{}:{}:task/{}/{}", ctx.region, ctx.principal.account, cluster, task);
-    }
+    if (auto t = ecs::parse_exec_target(target); !t.task.empty())
+      a.resource = fmt::format("arn:aws:ecs:{}:{}:task/{}/{}", ctx.region, ctx.principal.account, t.cluster, t.task);
     return a;
   };
   def.actions.push_back({"StartSession", [this](RequestContext& ctx, json::object& in) -> Result<json::object> {
