@@ -160,10 +160,10 @@ class Pierd:
 
     # -- raw signed requests ----------------------------------------------
     def signed(self, method, path, service, body=b"", headers=None, key="test", secret="test",
-               when=None, region="us-east-1"):
+               when=None, region="us-east-1", token=None):
         url = self.endpoint + path
         req = AWSRequest(method=method, url=url, data=body, headers=headers or {})
-        signer = SigV4Auth(Credentials(key, secret), service, region)
+        signer = SigV4Auth(Credentials(key, secret, token), service, region)
         if when is not None:
             # botocore reads the signing time from botocore.auth.get_current_datetime.
             from unittest import mock

@@ -125,6 +125,42 @@ class Exec(PierTestCase):
                    if "action=ssmmessages:CreateControlChannel" in l and "code=AccessDenied" in l]
         self.assertTrue(refused, "the agent's CreateControlChannel was not refused")
 
+    def test_channels_need_the_open_permissions_too(self):
+        """Credentials that may create channels but not open them: the
+        WebSocket upgrades are refused (403) for the control and the data
+        channel alike, and an agent holding them never connects."""
+        iam = self.pierd.client("iam")
+        iam.create_role(RoleName="create-only", AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                                                    "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
+                                                    "Action": "sts:AssumeRole"}]}))
+        iam.put_role_policy(RoleName="create-only", PolicyName="p", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
+                "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel"]}]}))
+        c = self.pierd.client("sts").assume_role(RoleArn="arn:aws:iam::000000000000:role/create-only",
+                                                 RoleSessionName="agent")["Credentials"]
+        creds = dict(key=c["AccessKeyId"], secret=c["SecretAccessKey"], token=c["SessionToken"])
+        target = "mi-22222222222222222"
+        status, _, body = self.pierd.signed("POST", "/v1/control-channel/" + target, "ssmmessages",
+                                            body=b'{"MessageSchemaVersion":"1.0","RequestId":"r"}', **creds)
+        self.assertEqual(status, 201, body)
+        upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                   "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+        for path, action in [("/v1/control-channel/%s?role=subscribe&stream=input" % target,
+                              "ssmmessages:OpenControlChannel"),
+                             ("/v1/data-channel/some-session?role=publish_subscribe",
+                              "ssmmessages:OpenDataChannel")]:
+            status, _, body = self.pierd.signed("GET", path, "ssmmessages", headers=dict(upgrade), **creds)
+            self.assertEqual(status, 403, (path, body))
+            self.assertIn(action.encode(), body)
+        agent = self.start_agent(target=target, wait=False, env={
+            "AWS_ACCESS_KEY_ID": c["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": c["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": c["SessionToken"]})
+        time.sleep(1.5)
+        self.assertIsNone(agent.poll())
+        p = self.pier_exec("true", target=target)
+        self.assertIn(b"(TargetNotConnected)", p.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()
