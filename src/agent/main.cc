@@ -31,6 +31,7 @@
 #include <map>
 #include <memory>
 
+#include "common/memory.h"
 #include "aws/xml.h"
 #include "client/aws_call.h"
 #include "client/credentials.h"
@@ -560,6 +561,7 @@ asio::awaitable<Result<Identity>> container_identity(const std::string& uri) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  pier::memory::keep_freed_memory();
   CLI::App app{"pier-exec-agent — serves Session Manager sessions for one target"};
   std::string region = client::region_from_environment();
   std::string endpoint = env("AWS_ENDPOINT_URL");

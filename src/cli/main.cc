@@ -20,6 +20,7 @@
 #include <fstream>
 #include <optional>
 
+#include "common/memory.h"
 #include "client/aws_call.h"
 #include "client/credentials.h"
 #include "client/session.h"
@@ -533,6 +534,7 @@ int run_down(const std::string& home) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  pier::memory::keep_freed_memory();
   CLI::App app{"pier — a local AWS container environment"};
   std::string endpoint = env("AWS_ENDPOINT_URL").empty() ? "http://127.0.0.1:4566" : env("AWS_ENDPOINT_URL");
   std::string ca = env("AWS_CA_BUNDLE");

@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 
+#include "common/memory.h"
 #include "client/aws_call.h"
 #include "client/credentials.h"
 #include "client/session.h"
@@ -90,6 +91,7 @@ asio::awaitable<int> session(client::SessionTicket ticket, std::shared_ptr<Conte
 }  // namespace
 
 int main(int argc, char** argv) {
+  pier::memory::keep_freed_memory();
   if (argc == 1) {
     std::fputs("\nThe Session Manager plugin was installed successfully. Use the AWS CLI to start a session.\n\n",
                stdout);

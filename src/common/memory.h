@@ -1,0 +1,13 @@
+// Process-wide allocator settings.
+#pragma once
+
+namespace pier::memory {
+
+// The exec path moves messages of up to 256 KiB. With glibc's defaults each
+// one is its own mmap, or heap that is trimmed back to the kernel as soon as it
+// is freed, so every message is page-faulted in and zeroed anew (measured:
+// 99k faults and ~0.3 s of system time per 256 MiB in `pier exec`). This keeps
+// such blocks in the heap and freed heap in the process (bounded by its peak).
+void keep_freed_memory();
+
+}  // namespace pier::memory
