@@ -62,7 +62,7 @@ class StartSession(PierTestCase):
         c.sendline("stty size")
         c.expect("30 100")
         c.setwinsize(40, 120)
-        time.sleep(1.2)  # the plugin looks at the size every 500 ms
+        time.sleep(0.3)  # the plugin sends the new size on SIGWINCH
         c.sendline("stty size")
         c.expect("40 120")
         c.sendline("sleep 30; echo not-interrupted")
@@ -81,6 +81,23 @@ class StartSession(PierTestCase):
 
     def test_cli_v2(self):
         self.check_shell(AWS_V2)
+
+    def test_interactive_command_document(self):
+        """AWS-StartInteractiveCommand (InteractiveCommands): the command on a
+        terminal, typed input reaching it, the CLI returning 0 when it ends."""
+        c = pexpect.spawn(AWS_V2, ["--endpoint-url", self.pierd.endpoint, "ssm", "start-session", "--target",
+                                   TARGET, "--document-name", "AWS-StartInteractiveCommand", "--parameters",
+                                   '{"command":["sh -c \'printf ask:; read x; echo got-$x-$(tty)\'"]}'],
+                          env=self.env, timeout=20, dimensions=(30, 100))
+        self.addCleanup(lambda: c.isalive() and c.terminate(force=True))
+        c.expect("Starting session with SessionId")
+        c.expect("ask:")
+        c.sendline("abc")
+        c.expect(r"got-abc-/dev/pts/\d+")
+        c.expect("Exiting session with sessionId")
+        c.expect(pexpect.EOF)
+        c.close()
+        self.assertEqual(c.exitstatus, 0)
 
     def test_terminate_session_ends_the_client(self):
         c = self.shell(AWS_V1)
