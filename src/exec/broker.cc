@@ -194,14 +194,19 @@ std::string Broker::new_token(Token::Kind kind, const std::string& subject) {
   return t;
 }
 
-std::optional<Broker::Token> Broker::consume(const std::string& token) {
-  std::lock_guard lock(mu_);
+// A token stays until a bind with it succeeds (the stock plugin retries its
+// first open with the same token), or it expires.
+std::map<std::string, Broker::Token>::iterator Broker::usable_token(const std::string& token,
+                                                                    const std::string& subject, bool control) {
   auto it = tokens_.find(token);
-  if (it == tokens_.end()) return std::nullopt;
-  Token t = it->second;
-  tokens_.erase(it);
-  if (t.expires < std::chrono::steady_clock::now()) return std::nullopt;
-  return t;
+  if (it == tokens_.end()) return it;
+  if (it->second.expires < std::chrono::steady_clock::now()) {
+    tokens_.erase(it);
+    return tokens_.end();
+  }
+  const Token& t = it->second;
+  if (t.subject != subject || (t.kind == Token::Kind::kControl) != control) return tokens_.end();
+  return it;
 }
 
 std::string Broker::control_channel_token(const std::string& target) {
@@ -407,15 +412,16 @@ asio::awaitable<void> Broker::run_control(http::WsStream& ws, std::string target
   configure(ws);
   auto open = co_await read_open(ws);
   if (!open.ok()) co_return;
-  auto tok = consume(open->token_value);
-  if (!tok || tok->kind != Token::Kind::kControl || tok->subject != target) {
-    log::get("exec")->warn("control channel for {}: bad token", target);
-    co_return;
-  }
   auto self = std::make_shared<Channel>(ws);
   std::shared_ptr<Channel> previous;
   {
     std::lock_guard lock(mu_);
+    auto tok = usable_token(open->token_value, target, /*control=*/true);
+    if (tok == tokens_.end()) {
+      log::get("exec")->warn("control channel for {}: bad token", target);
+      co_return;
+    }
+    tokens_.erase(tok);
     auto& slot = controls_[target];
     previous = slot;
     slot = self;
@@ -460,19 +466,24 @@ asio::awaitable<void> Broker::run_control(http::WsStream& ws, std::string target
 // Binds a data channel to its session's slot. Returns the frame to send
 // instead when the session has ended (a client learns how), "" when bound;
 // nullopt when there is nothing to bind to.
-std::optional<std::string> Broker::bind_data(const std::string& session_id,
-                                             const std::shared_ptr<Channel>& self, bool is_agent) {
+std::optional<std::string> Broker::bind_data(const std::string& session_id, const std::string& token,
+                                             const std::shared_ptr<Channel>& self, bool& is_agent) {
   std::shared_ptr<Channel> previous;
   SessionInfo bound;
   {
     std::lock_guard lock(mu_);
+    auto tok = usable_token(token, session_id, /*control=*/false);
+    if (tok == tokens_.end()) return std::nullopt;
+    is_agent = tok->second.kind == Token::Kind::kAgentData;
     auto it = sessions_.find(session_id);
     if (it == sessions_.end()) return std::nullopt;
     Session& s = it->second;
     if (s.info.end != 0) {
       if (is_agent) return std::nullopt;
+      tokens_.erase(tok);
       return channel_closed_frame(session_id, s.info.owner, "");
     }
+    tokens_.erase(tok);
     auto& slot = is_agent ? s.agent : s.client;
     previous = slot;
     slot = self;
@@ -523,15 +534,13 @@ asio::awaitable<void> Broker::run_data(http::WsStream& ws, std::string session_i
   configure(ws);
   auto open = co_await read_open(ws);
   if (!open.ok()) co_return;
-  auto tok = consume(open->token_value);
-  if (!tok || tok->subject != session_id || tok->kind == Token::Kind::kControl) {
-    log::get("exec")->warn("data channel for {}: bad token", session_id);
+  bool is_agent = false;
+  auto self = std::make_shared<Channel>(ws);
+  auto bound = bind_data(session_id, open->token_value, self, is_agent);
+  if (!bound) {
+    log::get("exec")->warn("data channel for {}: bad token, or no such session", session_id);
     co_return;
   }
-  bool is_agent = tok->kind == Token::Kind::kAgentData;
-  auto self = std::make_shared<Channel>(ws);
-  auto bound = bind_data(session_id, self, is_agent);
-  if (!bound) co_return;
   if (!bound->empty()) {
     // The session ended while this client was away: tell it so, and done.
     co_await ws.write(asio::buffer(*bound), true);

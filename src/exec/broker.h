@@ -138,12 +138,17 @@ class Broker {
   void transcribe(const std::string& session_id, const std::string& frame);
   void end_transcript(Session& s);  // under mu_
   boost::asio::awaitable<void> run_data(http::WsStream& ws, std::string session_id);
-  std::optional<std::string> bind_data(const std::string& session_id,
-                                       const std::shared_ptr<Channel>& self, bool is_agent);
+  // Binds with `token`, spent only if the bind succeeds; is_agent says which
+  // end the token was for.
+  std::optional<std::string> bind_data(const std::string& session_id, const std::string& token,
+                                       const std::shared_ptr<Channel>& self, bool& is_agent);
   void unbind_data(const std::string& session_id, const std::shared_ptr<Channel>& self, bool is_agent);
   std::shared_ptr<Channel> data_peer(const std::string& session_id, bool is_agent, size_t bytes);
   std::string new_token(Token::Kind kind, const std::string& subject);
-  std::optional<Token> consume(const std::string& token);
+  // Under mu_: the token, if it is live and was given for this subject and
+  // kind of channel (control or data); using it is up to the caller.
+  std::map<std::string, Token>::iterator usable_token(const std::string& token, const std::string& subject,
+                                                      bool control);
   void on_agent_task_complete(const std::string& session_id, const std::string& output,
                               const std::string& status);
   void close_client(Session& s, const std::string& output);

@@ -147,6 +147,13 @@ TEST(Broker, RelaysBothWaysAndRefusesReusedAndForeignTokens) {
   Client wrong_kind(rig.port, "/v1/data-channel/" + s2->session_id,
                     client_open(rig.broker.control_channel_token("mi-1")));
   EXPECT_FALSE(wrong_kind.next());
+  // A token is spent by a bind, not by a refused attempt: s2's own still
+  // opens s2 (the stock plugin retries its first open with the same token).
+  Client retry(rig.port, "/v1/data-channel/" + s2->session_id, client_open(s2->token));
+  ASSERT_TRUE(rig.broker.terminate_session(s2->session_id).ok());  // before or after it binds: closed either way
+  auto s2_closed = retry.next();
+  ASSERT_TRUE(s2_closed);
+  EXPECT_EQ(s2_closed->type, message_type::kChannelClosed);
 
   // Terminating sends channel_closed to the client.
   ASSERT_TRUE(rig.broker.terminate_session(s1->session_id).ok());
