@@ -31,13 +31,13 @@
 #include <map>
 #include <memory>
 
-#include "common/memory.h"
 #include "aws/xml.h"
 #include "client/aws_call.h"
 #include "client/credentials.h"
 #include "client/transport.h"
 #include "client/ws_writer.h"
 #include "common/log.h"
+#include "common/memory.h"
 #include "common/strings.h"
 #include "exec/message.h"
 #include "exec/payloads.h"

@@ -20,11 +20,11 @@
 #include <fstream>
 #include <optional>
 
-#include "common/memory.h"
 #include "client/aws_call.h"
 #include "client/credentials.h"
 #include "client/session.h"
 #include "client/transport.h"
+#include "common/memory.h"
 #include "common/strings.h"
 #include "net/kernel.h"
 #include "runtime/container.h"

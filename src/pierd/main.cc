@@ -12,20 +12,20 @@
 #include <filesystem>
 #include <thread>
 
-#include "common/memory.h"
 #include "aws/model.h"
 #include "common/log.h"
-#include "http/server.h"
+#include "common/memory.h"
 #include "controllers/network.h"
 #include "controllers/tasks.h"
-#include "pierd/images_api.h"
-#include "runtime/container.h"
-#include "runtime/images.h"
-#include "pierd/listeners.h"
-#include "tls/ca.h"
+#include "http/server.h"
 #include "net/kernel.h"
 #include "pierd/builtins.h"
+#include "pierd/images_api.h"
+#include "pierd/listeners.h"
+#include "runtime/container.h"
+#include "runtime/images.h"
 #include "store/store.h"
+#include "tls/ca.h"
 
 namespace {
 

@@ -20,10 +20,10 @@
 #include <optional>
 #include <string>
 
-#include "common/memory.h"
 #include "client/aws_call.h"
 #include "client/credentials.h"
 #include "client/session.h"
+#include "common/memory.h"
 #include "common/strings.h"
 
 namespace {
