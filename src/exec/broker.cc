@@ -3,7 +3,9 @@
 #include <boost/asio/as_tuple.hpp>
 #include <fmt/format.h>
 
+#include <atomic>
 #include <deque>
+#include <optional>
 
 #include "common/crypto.h"
 #include "common/ids.h"
@@ -21,14 +23,12 @@ namespace websocket = beast::websocket;
 namespace json = boost::json;
 using namespace std::chrono_literals;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
-constexpr auto kPingInterval = 5s;
-constexpr auto kSilenceLimit = 15s;
-
 // One WebSocket as the broker sees it: a write queue drained by one writer
 // coroutine on the socket's executor. send() may be called from any thread.
 class Channel : public std::enable_shared_from_this<Channel> {
  public:
-  explicit Channel(http::WsStream& ws) : ws_(ws), ex_(ws.get_executor()) {}
+  Channel(http::WsStream& ws, Liveness liveness)
+      : ws_(ws), ex_(ws.get_executor()), liveness_(liveness) { heard(); }
 
   void send(std::string frame) {
     asio::post(ex_, [self = shared_from_this(), f = std::move(frame)]() mutable {
@@ -36,9 +36,21 @@ class Channel : public std::enable_shared_from_this<Channel> {
     });
   }
 
-  // Liveness (§6.4): a ping every 5 s; the stream's idle timeout (15 s, see
-  // configure()) closes a channel that stays silent — pongs count as sound.
-  void start_pings() { asio::co_spawn(ex_, ping_loop(shared_from_this()), asio::detached); }
+  // Liveness (§6.4): a ping every liveness.ping; the channel is closed when
+  // nothing came from the peer for liveness.silence. Beast's own idle timeout
+  // cannot say this: without its keep-alive pings it counts only messages,
+  // not pongs, and would drop every idle control channel.
+  void start_pings() {
+    ws_.on_control([w = weak_from_this()](beast::websocket::frame_type) {
+      if (auto self = w.lock()) self->heard();
+    });
+    asio::co_spawn(ex_, watch(shared_from_this()), asio::detached);
+  }
+  // Something came from the peer (the channel's reader calls this for every
+  // message; pings and pongs are seen through on_control).
+  void heard() {
+    last_heard_ns_ = std::chrono::steady_clock::now().time_since_epoch().count();
+  }
 
   void close() {
     asio::post(ex_, [self = shared_from_this()] {
@@ -51,6 +63,7 @@ class Channel : public std::enable_shared_from_this<Channel> {
   // stream after this returns.
   asio::awaitable<void> retire() {
     dead_ = true;
+    ws_.on_control(nullptr);
     ws_.close_socket();
     asio::steady_timer t(ex_);
     while (writing_) {
@@ -60,13 +73,26 @@ class Channel : public std::enable_shared_from_this<Channel> {
   }
 
  private:
-  static asio::awaitable<void> ping_loop(std::shared_ptr<Channel> self) {
+  static asio::awaitable<void> watch(std::shared_ptr<Channel> self) {
     asio::steady_timer t(self->ex_);
+    auto tick = std::min<std::chrono::milliseconds>(self->liveness_.ping, 1s);
+    auto next_ping = std::chrono::steady_clock::now() + self->liveness_.ping;
     for (;;) {
-      t.expires_after(kPingInterval);
+      t.expires_after(tick);
       co_await t.async_wait(kTuple);
       if (self->dead_) co_return;
-      self->enqueue({}, true);
+      auto now = std::chrono::steady_clock::now();
+      auto heard = std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(self->last_heard_ns_));
+      if (now - heard > self->liveness_.silence) {
+        log::get("exec")->info("channel silent for {} ms: closed",
+                               std::chrono::duration_cast<std::chrono::milliseconds>(now - heard).count());
+        self->ws_.close_socket();
+        co_return;
+      }
+      if (now >= next_ping) {
+        self->enqueue({}, true);
+        next_ping = now + self->liveness_.ping;
+      }
     }
   }
 
@@ -94,6 +120,8 @@ class Channel : public std::enable_shared_from_this<Channel> {
 
   http::WsStream& ws_;
   asio::any_io_executor ex_;
+  Liveness liveness_;
+  std::atomic<int64_t> last_heard_ns_{0};
   std::deque<std::pair<std::string, bool>> queue_;  // frame, is-ping
   bool writing_ = false;
   bool dead_ = false;
@@ -123,20 +151,22 @@ std::string channel_closed_frame(const std::string& session_id, const std::strin
   return frame(message_type::kChannelClosed, PayloadType::kNone, to_json(c), kFlagSyn | kFlagFin);
 }
 
-void configure(http::WsStream& ws) {
-  // Gone after 15 s without a frame or a pong; the channel pings every 5 s
-  // (Channel::start_pings) — so a vanished agent is refused within 20 s.
+// Beast's idle timeout bounds the wait for the first frame only; after it,
+// silence is the Channel's to judge (Channel::start_pings).
+void configure(http::WsStream& ws, std::optional<std::chrono::seconds> idle) {
   websocket::stream_base::timeout t;
   t.handshake_timeout = 30s;
-  t.idle_timeout = kSilenceLimit;
+  t.idle_timeout = idle ? *idle : websocket::stream_base::none();
   t.keep_alive_pings = false;
   ws.set_timeouts(t, 64 * 1024 * 1024);
 }
 
-// The first (text) frame of a channel: its token.
+// The first (text) frame of a channel: its token, within 30 s.
 asio::awaitable<Result<OpenChannel>> read_open(http::WsStream& ws) {
+  configure(ws, 30s);
   beast::flat_buffer buf;
   auto [ec, n] = co_await ws.read(buf);
+  configure(ws, std::nullopt);
   if (ec) co_return Error::invalid("ChannelClosed", ec.message());
   co_return parse_open_channel(beast::buffers_to_string(buf.data()));
 }
@@ -409,10 +439,9 @@ void Broker::transcribe(const std::string& session_id, const std::string& bytes)
 }
 
 asio::awaitable<void> Broker::run_control(http::WsStream& ws, std::string target, ControlInfo info) {
-  configure(ws);
   auto open = co_await read_open(ws);
   if (!open.ok()) co_return;
-  auto self = std::make_shared<Channel>(ws);
+  auto self = std::make_shared<Channel>(ws, liveness_);
   std::shared_ptr<Channel> previous;
   {
     std::lock_guard lock(mu_);
@@ -436,6 +465,7 @@ asio::awaitable<void> Broker::run_control(http::WsStream& ws, std::string target
     beast::flat_buffer buf;
     auto [ec, n] = co_await ws.read(buf);
     if (ec) break;
+    self->heard();
     auto m = parse(beast::buffers_to_string(buf.data()));
     if (!m.ok()) continue;
     if (m->type == message_type::kAgentTaskComplete) {
@@ -531,11 +561,10 @@ std::shared_ptr<Channel> Broker::data_peer(const std::string& session_id, bool i
 }
 
 asio::awaitable<void> Broker::run_data(http::WsStream& ws, std::string session_id) {
-  configure(ws);
   auto open = co_await read_open(ws);
   if (!open.ok()) co_return;
   bool is_agent = false;
-  auto self = std::make_shared<Channel>(ws);
+  auto self = std::make_shared<Channel>(ws, liveness_);
   auto bound = bind_data(session_id, open->token_value, self, is_agent);
   if (!bound) {
     log::get("exec")->warn("data channel for {}: bad token, or no such session", session_id);
@@ -557,6 +586,7 @@ asio::awaitable<void> Broker::run_data(http::WsStream& ws, std::string session_i
     beast::flat_buffer buf;
     auto [ec, n] = co_await ws.read(buf);
     if (ec) break;
+    self->heard();
     std::string bytes = beast::buffers_to_string(buf.data());
     if (is_agent && bytes.size() >= kMinFrame) {
       // agent_session_state is for the service, not the client.

@@ -75,6 +75,15 @@ class TranscriptSink {
   virtual void close(const Transcript& t, const std::string& session_id) = 0;
 };
 
+// How the broker tells a live channel from a dead one (§6.4): it pings every
+// `ping` and drops a channel from which nothing — no message, ping or pong —
+// came for `silence`, so a target whose path vanished without a FIN is
+// refused within silence + 1 s.
+struct Liveness {
+  std::chrono::milliseconds ping = std::chrono::seconds(5);
+  std::chrono::milliseconds silence = std::chrono::seconds(15);
+};
+
 class Broker {
  public:
   struct Started {
@@ -107,6 +116,8 @@ class Broker {
   std::vector<ControlInfo> controls() const;
   // Before any session starts; not owned.
   void set_transcript_sink(TranscriptSink* sink) { transcripts_ = sink; }
+  // Before any channel opens (tests shorten it).
+  void set_liveness(Liveness l) { liveness_ = l; }
 
   // WebSocket upgrades under /v1/control-channel/ and /v1/data-channel/.
   // authenticate checks SigV4 for the agent's upgrades (the client's is
@@ -159,6 +170,7 @@ class Broker {
 
   std::string public_url_;
   std::chrono::milliseconds token_lifetime_;
+  Liveness liveness_;
   SessionJournal* journal_;
   mutable std::mutex mu_;
   std::map<std::string, Token> tokens_;

@@ -74,6 +74,13 @@ class WsOver final : public WsStream {
     // (Beast's default fragments it into frames of 4 KiB).
     ws_.auto_fragment(false);
   }
+  void on_control(std::function<void(beast::websocket::frame_type)> f) override {
+    if (!f) {
+      ws_.control_callback();
+      return;
+    }
+    ws_.control_callback([f = std::move(f)](beast::websocket::frame_type kind, beast::string_view) { f(kind); });
+  }
   asio::any_io_executor get_executor() override { return ws_.get_executor(); }
 
  private:

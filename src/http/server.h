@@ -68,6 +68,9 @@ class WsStream {
   virtual void close_socket() = 0;
   virtual bool got_binary() const = 0;
   virtual void set_timeouts(const beast::websocket::stream_base::timeout& t, size_t read_message_max) = 0;
+  // Called, during a read, for each ping, pong and close frame the peer
+  // sends (empty: none).
+  virtual void on_control(std::function<void(beast::websocket::frame_type)> f) = 0;
   virtual asio::any_io_executor get_executor() = 0;
 };
 struct Upgrade {

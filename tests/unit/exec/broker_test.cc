@@ -218,6 +218,30 @@ TEST(Broker, TranscriptsTakeOutputOnceInOrderAndControlSourcesAreKept) {
   EXPECT_EQ(rec.closed.count(s->session_id), 1u);
 }
 
+// A channel whose peer answers pings stays however long no message comes; one
+// whose peer is silent is closed after `silence` (Beast's own idle timeout
+// would drop both: it does not count pongs).
+TEST(Broker, ChannelsThatPongStayAndSilentOnesGo) {
+  Rig rig;
+  rig.broker.set_liveness({100ms, 400ms});
+  Client live(rig.port, "/v1/control-channel/mi-live", control_open(rig.broker.control_channel_token("mi-live")));
+  Client silent(rig.port, "/v1/control-channel/mi-silent",
+                control_open(rig.broker.control_channel_token("mi-silent")));
+  wait_connected(rig.broker, "mi-live");
+  wait_connected(rig.broker, "mi-silent");
+  ASSERT_TRUE(rig.broker.target_connected("mi-silent"));
+  // Reading is what answers pings (Beast pongs from inside a read).
+  std::thread reader([&] {
+    while (live.next()) {
+    }
+  });
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_TRUE(rig.broker.target_connected("mi-live"));
+  EXPECT_FALSE(rig.broker.target_connected("mi-silent"));
+  ::shutdown(live.ws.next_layer().native_handle(), SHUT_RDWR);
+  reader.join();
+}
+
 TEST(Broker, UnusedTokensExpire) {
   Rig rig(100ms);
   std::string token = rig.broker.control_channel_token("mi-2");
