@@ -6,7 +6,7 @@ goes through a NAT gateway to the public endpoint. Prints, in one run:
   on a pty (ExecuteCommand, then the session; the pier process start is
   included) until the shell's first byte; p50 / p99 of N;
 - 256 MiB agent -> client through a non-interactive session (`pier exec
-  TASK -- head -c … /dev/zero`, endpoint path), next to raw loopback TCP
+  TASK -- dd if=/dev/zero bs=256k …`, endpoint path), next to raw loopback TCP
   inside the same task's network namespace, and the ratio;
 - with --demo, the README's main command (scripts/demo.sh, build done) until
   the shell prompt in service 1's container.
@@ -28,6 +28,9 @@ import boto3
 import pexpect
 from botocore.config import Config
 
+# The producer, in the task and beside it: 256 KiB blocks (busybox's `head -c`
+# spends more CPU than the whole exec path and would be what is measured).
+DD = "dd if=/dev/zero bs=262144 count=%d 2>/dev/null"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(os.environ.get("PIER_BUILD_DIR", os.path.join(ROOT, "build")), "bin")
 ENV = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1",
@@ -39,7 +42,7 @@ TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
 POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
     "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel",
     "ssmmessages:OpenDataChannel"]}]})
-# Raw loopback TCP inside a namespace: `head` from /dev/zero into a socket, as
+# Raw loopback TCP inside a namespace: `dd` from /dev/zero into a socket, as
 # the exec run's producer; prints MB/s.
 RAW = r"""
 import socket, subprocess, sys, threading, time
@@ -55,7 +58,8 @@ def sink():
 t = threading.Thread(target=sink); t.start()
 cli = socket.create_connection(srv.getsockname())
 t0 = time.perf_counter()
-subprocess.run(["head", "-c", str(size), "/dev/zero"], stdout=cli.fileno())
+subprocess.run(["dd", "if=/dev/zero", "bs=262144", "count=%d" % (size // 262144)], stdout=cli.fileno(),
+               stderr=subprocess.DEVNULL)
 cli.close(); t.join()
 assert got[0] == size
 print(size / (time.perf_counter() - t0) / 1e6)
@@ -79,7 +83,8 @@ def pct(xs, q):
 
 
 class System:
-    def __init__(self, endpoint):
+    def __init__(self, endpoint, cpu=1024):
+        self.cpu = cpu
         self.ec2 = boto3.client("ec2", endpoint_url=endpoint, **CREDS)
         self.ecs = boto3.client("ecs", endpoint_url=endpoint, **CREDS)
         self.iam = boto3.client("iam", endpoint_url=endpoint, **CREDS)
@@ -100,7 +105,8 @@ class System:
         self.iam.put_role_policy(RoleName="task", PolicyName="exec", PolicyDocument=POLICY)
         self.ecs.create_cluster(clusterName="c")
         self.ecs.register_task_definition(
-            family="app", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="1024", memory="2048",
+            family="app", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu=str(self.cpu),
+            memory=str(2 * self.cpu),
             taskRoleArn=role, containerDefinitions=[{"name": "app", "image": "busybox:latest", "essential": True,
                                                      "command": ["sleep", "3600"],
                                                      "linuxParameters": {"initProcessEnabled": True}}])
@@ -153,6 +159,36 @@ class System:
         return arn, eni
 
 
+def drain(argv, env):
+    """Runs argv, reading its stdout as the raw TCP sink reads its socket (1 MiB
+    at a time, counted, dropped); returns (bytes, seconds, exit code)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    n = 0
+    while True:
+        b = os.read(p.stdout.fileno(), 1 << 20)
+        if not b:
+            break
+        n += len(b)
+    rc = p.wait()
+    p.stdout.close()
+    return n, time.perf_counter() - t0, rc
+
+
+def throttled_ms(task_id):
+    """CFS throttling of the task's container cgroup so far (ms), or None."""
+    import glob
+    for path in glob.glob("/sys/fs/cgroup/cpu/pier-*/%s/%s-*/cpu.stat" % (task_id, task_id)) + \
+            glob.glob("/sys/fs/cgroup/pier-*/%s/%s-*/cpu.stat" % (task_id, task_id)):
+        with open(path) as f:
+            stat = dict(line.split() for line in f)
+        if "throttled_time" in stat:
+            return int(stat["throttled_time"]) / 1e6
+        if "throttled_usec" in stat:
+            return int(stat["throttled_usec"]) / 1e3
+    return None
+
+
 def first_byte(pier, endpoint, arn, runs):
     times = []
     for _ in range(runs):
@@ -193,6 +229,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--mib", type=int, default=256)
+    ap.add_argument("--cpu", type=int, default=1024, help="the task's CPU units (1024 = 1 vCPU)")
     ap.add_argument("--demo", action="store_true", help="also time the README's main command")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -208,9 +245,10 @@ def main():
         subprocess.run([pier, "--endpoint", endpoint, "image", "base", "busybox:latest"], env=ENV, check=True,
                        capture_output=True)
         t0 = time.perf_counter()
-        tasks = System(endpoint).build()
+        tasks = System(endpoint, args.cpu).build()
         setup = time.perf_counter() - t0
-        print("ECS Exec benchmark (2-VPC system built and both agents connected in %.1f s)" % setup)
+        print("ECS Exec benchmark (2-VPC system built and both agents connected in %.1f s; tasks of %d CPU units)"
+              % (setup, args.cpu))
         for path, (arn, _) in tasks.items():
             ts = first_byte(pier, endpoint, arn, args.runs)
             print("ExecuteCommand -> first output byte via the %s path (pier exec on a pty, process start included,"
@@ -218,18 +256,23 @@ def main():
                   % (path, args.runs, statistics.median(ts), pct(ts, 0.99)))
         arn, eni = tasks["endpoint"]
         size = args.mib * 1024 * 1024
-        t0 = time.perf_counter()
-        p = subprocess.run([pier, "--endpoint", endpoint, "exec", "--cluster", "c", arn, "--", "head", "-c",
-                            str(size), "/dev/zero"], env=ENV, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
-        dt = time.perf_counter() - t0
-        assert len(p.stdout) == size, len(p.stdout)
+        throttled0 = throttled_ms(arn.rsplit("/", 1)[1])
+        got, dt, rc = drain([pier, "--endpoint", endpoint, "exec", "--cluster", "c", arn, "--", "sh", "-c",
+                             DD % (size // 262144)], ENV)
+        assert got == size and rc == 0, (got, rc)
         exec_mbs = size / dt / 1e6
+        throttled1 = throttled_ms(arn.rsplit("/", 1)[1])
         raw = subprocess.run([pier, "--endpoint", endpoint, "net", "exec", eni, "--", sys.executable, "-c", RAW,
                               str(size)], env=ENV, capture_output=True, text=True, check=True)
         tcp_mbs = float(raw.stdout.strip())
         print("agent -> client, %d MiB non-interactive (endpoint path): %.0f MB/s; raw loopback TCP in the task's"
               " namespace: %.0f MB/s; ratio %.3f (goal >= 300 MB/s)" % (args.mib, exec_mbs, tcp_mbs,
                                                                         exec_mbs / tcp_mbs))
+        if throttled0 is not None and throttled1 is not None:
+            # The agent runs in the task's cgroup, as AWS's does: the task's
+            # CPU quota is the agent's and the command's together.
+            print("  the task's container was held back by its CPU quota for %.0f ms of the %.0f ms transfer"
+                  % (throttled1 - throttled0, dt * 1000))
     finally:
         if pierd.poll() is None:
             pierd.send_signal(signal.SIGTERM)

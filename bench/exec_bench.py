@@ -45,10 +45,11 @@ def raw_tcp(size):
         c.close()
     t = threading.Thread(target=sink)
     t.start()
-    # Same producer as the exec run: head reading /dev/zero, into a socket.
+    # Same producer as the exec run: dd from /dev/zero in 256 KiB blocks, into a socket.
     cli = socket.create_connection(("127.0.0.1", port))
     t0 = time.perf_counter()
-    p = subprocess.Popen(["head", "-c", str(size), "/dev/zero"], stdout=cli.fileno())
+    p = subprocess.Popen(["dd", "if=/dev/zero", "bs=262144", "count=%d" % (size // 262144)], stdout=cli.fileno(),
+                         stderr=subprocess.DEVNULL)
     p.wait()
     cli.close()
     t.join()
@@ -56,6 +57,22 @@ def raw_tcp(size):
     srv.close()
     assert got[0] == size
     return size / dt / 1e6
+
+
+def drain(argv, env):
+    """Runs argv, reading its stdout as the raw TCP sink reads its socket (1 MiB
+    at a time, counted, dropped); returns (bytes, seconds, exit code)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    n = 0
+    while True:
+        b = os.read(p.stdout.fileno(), 1 << 20)
+        if not b:
+            break
+        n += len(b)
+    rc = p.wait()
+    p.stdout.close()
+    return n, time.perf_counter() - t0, rc
 
 
 def keystrokes(argv, n):
@@ -121,10 +138,9 @@ def main():
         first.sort()
 
         size = args.mib * 1024 * 1024
-        t0 = time.perf_counter()
-        p = subprocess.run(cmd + ["head", "-c", str(size), "/dev/zero"], env=ENV, stdout=subprocess.PIPE)
-        dt = time.perf_counter() - t0
-        assert len(p.stdout) == size, len(p.stdout)
+        got, dt, rc = drain(cmd + ["sh", "-c", "dd if=/dev/zero bs=262144 count=%d 2>/dev/null" % (size // 262144)],
+                            ENV)
+        assert got == size and rc == 0, (got, rc)
         exec_mbs = size / dt / 1e6
         tcp_mbs = raw_tcp(size)
         keys = keystrokes(cmd[:-1], args.keys)
