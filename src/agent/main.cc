@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <deque>
 #include <map>
@@ -558,6 +559,20 @@ asio::awaitable<Result<Identity>> container_identity(const std::string& uri) {
   co_return err;
 }
 
+// The agent's state directory in a container, as AWS's agent's.
+Status write_state_dir() {
+  const std::filesystem::path dir = "/var/lib/amazon/ssm";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Error::internal(fmt::format("cannot create {}: {}", dir.string(), ec.message()));
+  auto pid_file = dir / "pier-exec-agent.pid";
+  FILE* f = std::fopen(pid_file.c_str(), "w");
+  if (!f) return Error::internal(fmt::format("cannot write {}: {}", pid_file.string(), std::strerror(errno)));
+  std::fprintf(f, "%d\n", static_cast<int>(getpid()));
+  std::fclose(f);
+  return {};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -591,6 +606,13 @@ int main(int argc, char** argv) {
     auto bundle = dir / "certs" / "amazon-ssm-agent.crt";
     if (ca.empty() || ca == env("AWS_CA_BUNDLE")) ca = std::filesystem::exists(bundle, ec) ? bundle.string() : "";
     if (endpoint == env("AWS_ENDPOINT_URL")) endpoint.clear();
+    // AWS's agent keeps its state under /var/lib/amazon/ssm in the
+    // container's own filesystem and cannot run on a read-only root (ECS Exec
+    // does not support one); ours keeps its pid there, and fails alike.
+    if (auto st = write_state_dir(); !st.ok()) {
+      fmt::print(stderr, "pier-exec-agent: {}\n", st.error().message);
+      return 1;
+    }
   }
   auto regional = [](const std::string& r) { return fmt::format("https://ssmmessages.{}.amazonaws.com", r); };
   // In a container without an endpoint given, the task's region names it (below).

@@ -402,6 +402,39 @@ class EcsExec(base.TaskHarness):
         self.assertEqual(agent.get("reason"), "ExecuteCommandAgent restarted")
         self.wait_connected(arn)
 
+    def test_read_only_root_filesystem_stops_the_agent(self):
+        """As on AWS, the agent needs to write its state in the container
+        (/var/lib/amazon/ssm): with readonlyRootFilesystem it exits, is
+        started again with backoff, and exec never lands; a writable task
+        beside it works."""
+        sub, tasks_sg = self.endpoint_only_system()
+        self.register("ro", "sleep 3600", container={"readonlyRootFilesystem": True})
+        arn = self.ecs.run_task(
+            cluster="c", taskDefinition="ro", launchType="FARGATE", enableExecuteCommand=True,
+            overrides={"taskRoleArn": self.role("task-role", ALLOW_SSMMESSAGES)},
+            networkConfiguration={"awsvpcConfiguration": {"subnets": [sub], "securityGroups": [tasks_sg]}},
+        )["tasks"][0]["taskArn"]
+        self.wait_status(arn, "RUNNING")
+        deadline = time.time() + 30
+        while True:
+            agent = self.describe(arn)["containers"][0].get("managedAgents", [{}])[0]
+            if agent.get("reason") == "ExecuteCommandAgent process exited with exit code: 1":
+                break
+            self.assertLess(time.time(), deadline, "the agent did not fail: %s" % agent)
+            time.sleep(0.2)
+        self.assertEqual(agent["lastStatus"], "STOPPED")
+        rid = self.describe(arn)["containers"][0]["runtimeId"]
+        with open(os.path.join(self.home, "containers", rid, "agent.log"), errors="replace") as f:
+            self.assertIn("cannot create /var/lib/amazon/ssm: Read-only file system", f.read())
+        for _ in range(3):
+            with self.assertRaises(botocore.exceptions.ClientError) as e:
+                self.execute(arn)
+            self.assertIn(e.exception.response["Error"]["Code"],
+                          ["InvalidParameterException", "TargetNotConnectedException"])
+            time.sleep(1)
+        writable, _ = self.exec_task(sub, tasks_sg)
+        self.wait_connected(writable)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -149,10 +149,11 @@ class TaskHarness(PierTestCase):
         self.logs.create_log_group(logGroupName="/ecs/x")
         return vpc, subnet
 
-    def register(self, family, command, init=True, group="/ecs/x", image=IMAGE, **kw):
+    def register(self, family, command, init=True, group="/ecs/x", image=IMAGE, container=None, **kw):
         c = {"name": "app", "image": image, "essential": True, "command": ["sh", "-c", command],
              "logConfiguration": {"logDriver": "awslogs", "options": {
                  "awslogs-group": group, "awslogs-region": REGION, "awslogs-stream-prefix": "ecs"}}}
+        c.update(container or {})
         if init:
             c["linuxParameters"] = {"initProcessEnabled": True}
         return self.ecs.register_task_definition(
