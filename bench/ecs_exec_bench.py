@@ -28,6 +28,8 @@ import boto3
 import pexpect
 from botocore.config import Config
 
+from exec_bench import drain  # the client end, read as the raw sink reads
+
 # The producer, in the task and beside it: 256 KiB blocks (busybox's `head -c`
 # spends more CPU than the whole exec path and would be what is measured).
 DD = "dd if=/dev/zero bs=262144 count=%d 2>/dev/null"
@@ -157,22 +159,6 @@ class System:
         t = wait(connected)
         eni = {d["name"]: d["value"] for d in t["attachments"][0]["details"]}["networkInterfaceId"]
         return arn, eni
-
-
-def drain(argv, env):
-    """Runs argv, reading its stdout as the raw TCP sink reads its socket (1 MiB
-    at a time, counted, dropped); returns (bytes, seconds, exit code)."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
-    n = 0
-    while True:
-        b = os.read(p.stdout.fileno(), 1 << 20)
-        if not b:
-            break
-        n += len(b)
-    rc = p.wait()
-    p.stdout.close()
-    return n, time.perf_counter() - t0, rc
 
 
 def throttled_ms(task_id):

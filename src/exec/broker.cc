@@ -23,6 +23,7 @@ namespace websocket = beast::websocket;
 namespace json = boost::json;
 using namespace std::chrono_literals;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
 // One WebSocket as the broker sees it: a write queue drained by one writer
 // coroutine on the socket's executor. send() may be called from any thread.
 class Channel : public std::enable_shared_from_this<Channel> {
