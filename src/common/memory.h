@@ -8,6 +8,8 @@ namespace pier::memory {
 // is freed, so every message is page-faulted in and zeroed anew (measured:
 // 99k faults and ~0.3 s of system time per 256 MiB in `pier exec`). This keeps
 // such blocks in the heap and freed heap in the process (bounded by its peak).
+// For the ends of a session (pier, the plugin, the agent); pierd, which only
+// relays, faults little and keeps its idle RSS instead.
 void keep_freed_memory();
 
 }  // namespace pier::memory

@@ -14,7 +14,6 @@
 
 #include "aws/model.h"
 #include "common/log.h"
-#include "common/memory.h"
 #include "controllers/network.h"
 #include "controllers/tasks.h"
 #include "http/server.h"
@@ -47,7 +46,6 @@ bool split_listen(const std::string& listen, std::string& host, uint16_t& port) 
 }  // namespace
 
 int main(int argc, char** argv) {
-  pier::memory::keep_freed_memory();
   CLI::App app{"pierd — a local AWS container environment"};
   std::string listen = "127.0.0.1:4566";
   const char* env_home = std::getenv("PIER_HOME");
