@@ -509,12 +509,9 @@ std::optional<std::string> Broker::bind_data(const std::string& session_id, cons
     auto it = sessions_.find(session_id);
     if (it == sessions_.end()) return std::nullopt;
     Session& s = it->second;
-    if (s.info.end != 0) {
-      if (is_agent) return std::nullopt;
-      tokens_.erase(tok);
-      return channel_closed_frame(session_id, s.info.owner, "");
-    }
-    tokens_.erase(tok);
+    if (s.info.end != 0 && is_agent) return std::nullopt;
+    tokens_.erase(tok);  // spent: bound, or told the session ended
+    if (s.info.end != 0) return channel_closed_frame(session_id, s.info.owner, "");
     auto& slot = is_agent ? s.agent : s.client;
     previous = slot;
     slot = self;

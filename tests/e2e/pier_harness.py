@@ -158,6 +158,21 @@ class Pierd:
         out = self.cli(version, *args, **kw).stdout
         return json.loads(out) if out.strip() else {}
 
+    def role_credentials(self, name, actions=(), session="agent"):
+        """A role the account's root may assume, allowed `actions` on "*" (none:
+        no policy), and credentials of one session of it (STS Credentials)."""
+        iam = self.client("iam")
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                                                    "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
+                                                    "Action": "sts:AssumeRole"}]}))
+        if actions:
+            iam.put_role_policy(RoleName=name, PolicyName="p", PolicyDocument=json.dumps({
+                "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*",
+                                                        "Action": list(actions)}]}))
+        return self.client("sts").assume_role(RoleArn="arn:aws:iam::000000000000:role/" + name,
+                                              RoleSessionName=session)["Credentials"]
+
     # -- raw signed requests ----------------------------------------------
     def signed(self, method, path, service, body=b"", headers=None, key="test", secret="test",
                when=None, region="us-east-1", token=None):

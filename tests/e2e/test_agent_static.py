@@ -72,17 +72,10 @@ class StaticAgent(unittest.TestCase):
         self.assertIn("statically linked", out)
 
         # The role the "task" runs as, and its credentials behind the endpoint.
-        iam = self.pierd.client("iam")
-        iam.create_role(RoleName="exec-task", AssumeRolePolicyDocument=json.dumps({
-            "Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-                                                    "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
-                                                    "Action": "sts:AssumeRole"}]}))
-        iam.put_role_policy(RoleName="exec-task", PolicyName="ssmmessages", PolicyDocument=json.dumps({
-            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
-                "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
-                "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"]}]}))
-        c = self.pierd.client("sts").assume_role(RoleArn="arn:aws:iam::000000000000:role/exec-task",
-                                                 RoleSessionName="task")["Credentials"]
+        c = self.pierd.role_credentials("exec-task", ["ssmmessages:CreateControlChannel",
+                                                      "ssmmessages:CreateDataChannel",
+                                                      "ssmmessages:OpenControlChannel",
+                                                      "ssmmessages:OpenDataChannel"], session="task")
         body = json.dumps({"RoleArn": "arn:aws:iam::000000000000:role/exec-task",
                            "AccessKeyId": c["AccessKeyId"], "SecretAccessKey": c["SecretAccessKey"],
                            "Token": c["SessionToken"],

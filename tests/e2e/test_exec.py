@@ -1,7 +1,6 @@
 """The exec path with a host-level target: pier-exec-agent holds a control
 channel to pierd's broker; `pier exec` runs a NonInteractiveCommands session
 through it with stdout, stderr and the exit code kept apart."""
-import json
 import os
 import subprocess
 import time
@@ -108,13 +107,7 @@ class Exec(PierTestCase):
         self.assertEqual(e.exception.response["Error"]["Code"], "InvalidDocument")
 
     def test_agent_without_ssmmessages_permission_never_connects(self):
-        iam = self.pierd.client("iam")
-        iam.create_role(RoleName="no-exec", AssumeRolePolicyDocument=json.dumps({
-            "Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-                                                    "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
-                                                    "Action": "sts:AssumeRole"}]}))
-        c = self.pierd.client("sts").assume_role(RoleArn="arn:aws:iam::000000000000:role/no-exec",
-                                                 RoleSessionName="agent")["Credentials"]
+        c = self.pierd.role_credentials("no-exec")
         self.start_agent(target="mi-11111111111111111", wait=False, env={
             "AWS_ACCESS_KEY_ID": c["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": c["SecretAccessKey"],
             "AWS_SESSION_TOKEN": c["SessionToken"]})
@@ -129,16 +122,8 @@ class Exec(PierTestCase):
         """Credentials that may create channels but not open them: the
         WebSocket upgrades are refused (403) for the control and the data
         channel alike, and an agent holding them never connects."""
-        iam = self.pierd.client("iam")
-        iam.create_role(RoleName="create-only", AssumeRolePolicyDocument=json.dumps({
-            "Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-                                                    "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
-                                                    "Action": "sts:AssumeRole"}]}))
-        iam.put_role_policy(RoleName="create-only", PolicyName="p", PolicyDocument=json.dumps({
-            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
-                "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel"]}]}))
-        c = self.pierd.client("sts").assume_role(RoleArn="arn:aws:iam::000000000000:role/create-only",
-                                                 RoleSessionName="agent")["Credentials"]
+        c = self.pierd.role_credentials("create-only", ["ssmmessages:CreateControlChannel",
+                                                        "ssmmessages:CreateDataChannel"])
         creds = dict(key=c["AccessKeyId"], secret=c["SecretAccessKey"], token=c["SessionToken"])
         target = "mi-22222222222222222"
         status, _, body = self.pierd.signed("POST", "/v1/control-channel/" + target, "ssmmessages",
