@@ -354,8 +354,15 @@ class EcsExec(base.TaskHarness):
         arn, _ = self.exec_task(sub, tasks_sg)
         self.wait_connected(arn)
         n = 400
-        out = open(os.path.join(os.path.dirname(self.home), "session.out"), "w+")
+        # The child writes through its own open file: a seek of ours on a
+        # shared one would move its write offset too.
+        path = os.path.join(os.path.dirname(self.home), "session.out")
+        out = open(path, "w")
         self.addCleanup(out.close)
+
+        def written():
+            with open(path) as f:
+                return f.read()
         session = subprocess.Popen([PIER, "--endpoint", self.pierd.endpoint, "exec", "--cluster", "c",
                                     base.task_id(arn), "--", "sh", "-c",
                                     "i=1; while [ $i -le %d ]; do echo line-$i; i=$((i+1)); sleep 0.02; done" % n],
@@ -363,8 +370,7 @@ class EcsExec(base.TaskHarness):
         self.addCleanup(lambda: session.poll() is None and session.kill())
         deadline = time.time() + 30
         while True:
-            out.seek(0)
-            if out.read().count("\n") >= 20:
+            if written().count("\n") >= 20:
                 break
             self.assertLess(time.time(), deadline, "no output before the kill")
             time.sleep(0.1)
@@ -372,8 +378,7 @@ class EcsExec(base.TaskHarness):
         time.sleep(1)
         self.restart(killed=True)
         _, err = session.communicate(timeout=120)
-        out.seek(0)
-        got = out.read().splitlines()
+        got = written().splitlines()
         self.assertEqual(session.returncode, 0, err)
         self.assertEqual(got, ["line-%d" % i for i in range(1, n + 1)])
         # New sessions work.
