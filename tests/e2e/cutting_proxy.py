@@ -9,8 +9,13 @@ import time
 
 
 class CuttingProxy:
-    def __init__(self, target_port):
+    def __init__(self, target_port, cut_every=None):
+        """With cut_every, every connection is cut each time that many bytes
+        have gone through: a fixed number of cuts per transfer however fast
+        it runs, and none while only idle channels talk."""
         self.target = ("127.0.0.1", target_port)
+        self.cut_every = cut_every
+        self.forwarded = 0
         self.srv = socket.socket()
         self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.srv.bind(("127.0.0.1", 0))
@@ -50,6 +55,14 @@ class CuttingProxy:
                 while self.stalled.is_set() and not self.stopped:
                     time.sleep(0.05)
                 b.sendall(data)
+                if self.cut_every:
+                    with self.lock:
+                        self.forwarded += len(data)
+                        due = self.forwarded >= self.cut_every
+                        if due:
+                            self.forwarded = 0
+                    if due:
+                        self.cut()
         except OSError:
             pass
         for s in (a, b):

@@ -7,8 +7,8 @@ import datetime
 import json
 import os
 import shutil
+import select
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -44,10 +44,12 @@ ENV.pop("AWS_PROFILE", None)
 AGENT = os.path.join(BUILD, "bin", "pier-exec-agent")
 
 
-def start_agent(testcase, endpoint, target, logdir, env=None, args=(), argv=None, wait=True):
+def start_agent(testcase, endpoint, target, logdir, env=None, args=(), argv=None, wait=True, pierd=None):
     """A pier-exec-agent for `target` against `endpoint` (or the given argv),
     its stderr in logdir, stopped by pid when the test ends; with wait, once
-    it says it is connected."""
+    it says it is connected and, given the pierd, once that pierd has the
+    control channel (the agent's line means only that its open frame went)."""
+    seen = pierd.control_channels_up(target) if pierd and wait else 0
     e = dict(ENV)
     if env:
         e.update(env)
@@ -70,6 +72,8 @@ def start_agent(testcase, endpoint, target, logdir, env=None, args=(), argv=None
         line = p.stdout.readline().decode()
         with open(log.name, "rb") as f:
             testcase.assertIn("connected as " + target, line, f.read()[-2000:].decode(errors="replace"))
+        if pierd:
+            pierd.wait_control_channel(target, seen)
     return p
 
 
@@ -88,18 +92,27 @@ class Pierd:
         self.endpoint = None
         self.log_path = os.path.join(os.path.dirname(home), "pierd-%d.log" % id(self))
 
-    def start(self, timeout=10):
+    def start(self, timeout=30):
+        """pierd, once it says it is ready; if it does not within timeout, or
+        exits first, it is stopped again and RuntimeError raised."""
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([PIERD, "--listen", "127.0.0.1:%d" % self.listen_port, "--home", self.home] + self.extra_args,
                                      stdout=subprocess.PIPE, stderr=self.log)
         deadline = time.time() + timeout
-        line = self.proc.stdout.readline().decode()
+        fd, line = self.proc.stdout.fileno(), b""
+        while not line.endswith(b"\n"):
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.time()))
+            chunk = os.read(fd, 4096) if ready else b""
+            if not chunk:  # timed out, or pierd exited
+                self.stop(signal.SIGKILL)
+                raise RuntimeError("pierd did not start: %r (log %s)" % (line, self.log_path))
+            line += chunk
+        line = line.decode()
         if "ready on " not in line:
+            self.stop(signal.SIGKILL)
             raise RuntimeError("pierd did not start: %r (log %s)" % (line, self.log_path))
         self.endpoint = line.strip().split("ready on ", 1)[1]
         self.port = int(self.endpoint.rsplit(":", 1)[1])
-        if time.time() > deadline:
-            raise RuntimeError("pierd took too long to start")
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=10):
@@ -135,6 +148,29 @@ class Pierd:
     def log_text(self):
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
+
+    def wait_log(self, *words, timeout=20):
+        """Until a line of this pierd's log has all of `words`; that line."""
+        deadline = time.time() + timeout
+        while True:
+            for line in self.log_text().splitlines():
+                if all(w in line for w in words):
+                    return line
+            if time.time() > deadline:
+                raise AssertionError("no line with %s in pierd's log after %d s" % (words, timeout))
+            time.sleep(0.1)
+
+    def control_channels_up(self, target):
+        """How many times this pierd has registered a control channel for target."""
+        return self.log_text().count("control channel up: %s\n" % target)
+
+    def wait_control_channel(self, target, seen, timeout=20):
+        """Until a control channel for target has come up since `seen` were."""
+        deadline = time.time() + timeout
+        while self.control_channels_up(target) <= seen:
+            if time.time() > deadline:
+                raise AssertionError("pierd registered no control channel for %s in %d s" % (target, timeout))
+            time.sleep(0.05)
 
     # -- clients -----------------------------------------------------------
     def client(self, service, key="test", secret="test", token=None, region="us-east-1"):

@@ -132,6 +132,7 @@ class StaticAgent(unittest.TestCase):
         line = agent.stdout.readline().decode()
         with open(log.name) as f:
             self.assertIn("connected as " + TARGET, line, f.read()[-2000:])
+        self.pierd.wait_control_channel(TARGET, 0)
 
         p = subprocess.run([PIER, "--endpoint", self.pierd.endpoint, "exec", "--target", TARGET, "--",
                             "sh", "-c", "echo in-chroot; cat /etc/resolv.conf"],

@@ -19,8 +19,7 @@ class KillNine(unittest.TestCase):
             stop = threading.Event()
             lock = threading.Lock()
 
-            def burst():
-                ecs = pierd.client("ecs")
+            def burst(ecs):
                 while not stop.is_set():
                     try:
                         td = ecs.register_task_definition(
@@ -30,7 +29,8 @@ class KillNine(unittest.TestCase):
                     with lock:
                         acknowledged.add(td["taskDefinition"]["revision"])
 
-            threads = [threading.Thread(target=burst) for _ in range(8)]
+            # Clients made here: boto3's default session is not safe to make them from threads.
+            threads = [threading.Thread(target=burst, args=(pierd.client("ecs"),)) for _ in range(8)]
             for t in threads:
                 t.start()
             time.sleep(1.0 + 0.3 * round_no)

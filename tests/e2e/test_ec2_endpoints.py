@@ -56,7 +56,7 @@ class EndpointTest(PierTestCase):
                 self.ec2.describe_subnets()["Subnets"], self.ec2.describe_route_tables()["RouteTables"],
                 self.ec2.describe_security_groups()["SecurityGroups"], self.ec2.describe_tags()["Tags"])
 
-    def wait_for(self, what, fn, timeout=10):
+    def wait_for(self, what, fn, timeout=30):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if fn():

@@ -3,7 +3,6 @@ response checked against the botocore output shape — and the AWS CLI v1 and
 v2: the default VPC, VPCs and their attributes, subnets and AWS's CIDR rules,
 internet gateways, tags and filters. Bad input gets AWS's codes and changes
 nothing."""
-import json
 import unittest
 
 
@@ -206,12 +205,16 @@ class RouteTables(Ec2Test):
         tid = t["RouteTableId"]
         self.assertEqual(t["Routes"], [{"DestinationCidrBlock": "10.0.0.0/16", "GatewayId": "local",
                                         "Origin": "CreateRouteTable", "State": "active"}])
-        before = self.state()
+        def tables():
+            return self.state(), self.ec2.describe_route_tables()["RouteTables"]
+        before = tables()
         # Not attached to this VPC yet: refused.
         self.assertEqual(self.error(self.ec2.create_route, RouteTableId=tid, DestinationCidrBlock="0.0.0.0/0",
                                     GatewayId=igw)[0], "InvalidParameterValue")
+        self.assertEqual(tables(), before)
         self.ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vid)
         self.assertTrue(self.ec2.create_route(RouteTableId=tid, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)["Return"])
+        before = tables()
         self.assertEqual(self.error(self.ec2.create_route, RouteTableId=tid, DestinationCidrBlock="0.0.0.0/0",
                                     GatewayId=igw), ("RouteAlreadyExists", "The route identified by 0.0.0.0/0 already exists."))
         self.assertEqual(self.error(self.ec2.create_route, RouteTableId=tid, DestinationCidrBlock="0.0.0.0/0",
@@ -224,6 +227,7 @@ class RouteTables(Ec2Test):
                          ("InvalidRoute.NotFound", "no route with destination-cidr-block 10.9.0.0/16 in route table %s" % tid))
         self.assertEqual(self.error(self.ec2.replace_route, RouteTableId=tid, DestinationCidrBlock="10.9.0.0/16",
                                     GatewayId=igw)[0], "InvalidRoute.NotFound")
+        self.assertEqual(tables(), before)  # none of the refused calls changed anything
         self.ec2.replace_route(RouteTableId=tid, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
 
         assoc = self.ec2.associate_route_table(RouteTableId=tid, SubnetId=sn)
@@ -256,9 +260,10 @@ class SecurityGroups(Ec2Test):
         self.assertEqual(g["IpPermissions"], [])
         self.assertEqual(g["IpPermissionsEgress"], [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
                                                      "Ipv6Ranges": [], "PrefixListIds": [], "UserIdGroupPairs": []}])
-        before = self.state()
+        before = self.state(), self.ec2.describe_security_groups()["SecurityGroups"]
         self.assertEqual(self.error(self.ec2.create_security_group, VpcId=vid, GroupName="web", Description="x"),
                          ("InvalidGroup.Duplicate", "The security group 'web' already exists for VPC '%s'" % vid))
+        self.assertEqual((self.state(), self.ec2.describe_security_groups()["SecurityGroups"]), before)
 
         r = self.ec2.authorize_security_group_ingress(GroupId=wid, IpPermissions=[
             {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,

@@ -15,7 +15,8 @@ TARGET = "mi-0123456789abcdef0"
 
 class Exec(PierTestCase):
     def start_agent(self, target=TARGET, env=None, wait=True):
-        return start_agent(self, self.pierd.endpoint, target, os.path.dirname(self.pierd.home), env=env, wait=wait)
+        return start_agent(self, self.pierd.endpoint, target, os.path.dirname(self.pierd.home), env=env, wait=wait,
+                           pierd=self.pierd)
 
     def pier_exec(self, *command, target=TARGET, timeout=60):
         return subprocess.run([PIER, "--endpoint", self.pierd.endpoint, "exec", "--target", target, "--"]
@@ -111,12 +112,9 @@ class Exec(PierTestCase):
         self.start_agent(target="mi-11111111111111111", wait=False, env={
             "AWS_ACCESS_KEY_ID": c["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": c["SecretAccessKey"],
             "AWS_SESSION_TOKEN": c["SessionToken"]})
-        time.sleep(1.5)
+        self.pierd.wait_log("action=ssmmessages:CreateControlChannel", "code=AccessDenied")
         p = self.pier_exec("true", target="mi-11111111111111111")
         self.assertIn(b"(TargetNotConnected)", p.stderr)
-        refused = [l for l in self.pierd.log_text().splitlines()
-                   if "action=ssmmessages:CreateControlChannel" in l and "code=AccessDenied" in l]
-        self.assertTrue(refused, "the agent's CreateControlChannel was not refused")
 
     def test_channels_need_the_open_permissions_too(self):
         """Credentials that may create channels but not open them: the
@@ -141,7 +139,16 @@ class Exec(PierTestCase):
         agent = self.start_agent(target=target, wait=False, env={
             "AWS_ACCESS_KEY_ID": c["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": c["SecretAccessKey"],
             "AWS_SESSION_TOKEN": c["SessionToken"]})
-        time.sleep(1.5)
+        # Its first upgrade was refused, and it is still trying.
+        log = os.path.join(os.path.dirname(self.pierd.home), "agent-%s.log" % target)
+        deadline = time.time() + 20
+        while True:
+            with open(log, errors="replace") as f:
+                said = f.read()
+            if "ssmmessages:OpenControlChannel" in said:
+                break
+            self.assertLess(time.time(), deadline, "the agent's control channel was not refused:\n" + said)
+            time.sleep(0.1)
         self.assertIsNone(agent.poll())
         p = self.pier_exec("true", target=target)
         self.assertIn(b"(TargetNotConnected)", p.stderr)

@@ -4,7 +4,6 @@ proxy of the test's own; the bytes arrive exact, in order, once."""
 import hashlib
 import os
 import subprocess
-import threading
 import time
 import unittest
 
@@ -18,13 +17,15 @@ class Cuts(unittest.TestCase):
     def test_transfer_survives_repeated_cuts(self):
         # pierd hands out stream URLs that go through the proxy, and the agent
         # reaches pierd only through it; pier's own API calls go direct.
-        proxy = CuttingProxy(0)
+        # A cut after every 24 MiB through it (both data channels pass it,
+        # and each may resend up to its 8 MiB window after a cut).
+        proxy = CuttingProxy(0, cut_every=24 << 20)
         self.addCleanup(proxy.close)
         pierd = Pierd(extra_args=["--public-url", "http://127.0.0.1:%d" % proxy.port]).start()
         self.addCleanup(pierd.cleanup)
         proxy.target = ("127.0.0.1", pierd.port)
 
-        start_agent(self, "http://127.0.0.1:%d" % proxy.port, TARGET, os.path.dirname(pierd.home))
+        start_agent(self, "http://127.0.0.1:%d" % proxy.port, TARGET, os.path.dirname(pierd.home), pierd=pierd)
 
         src = os.path.join(os.path.dirname(pierd.home), "src.bin")
         with open(src, "wb") as f:
@@ -32,21 +33,8 @@ class Cuts(unittest.TestCase):
                 f.write(os.urandom(1024 * 1024))
         want = hashlib.sha256(open(src, "rb").read()).hexdigest()
 
-        stop = threading.Event()
-
-        def cutter():
-            time.sleep(0.1)
-            while not stop.is_set():
-                proxy.cut()
-                time.sleep(0.25)
-        t = threading.Thread(target=cutter)
-        t.start()
-        try:
-            p = subprocess.run([PIER, "--endpoint", pierd.endpoint, "exec", "--target", TARGET, "--", "cat", src],
-                               env=ENV, capture_output=True, timeout=240)
-        finally:
-            stop.set()
-            t.join()
+        p = subprocess.run([PIER, "--endpoint", pierd.endpoint, "exec", "--target", TARGET, "--", "cat", src],
+                           env=ENV, capture_output=True, timeout=240)
         self.assertEqual(p.returncode, 0, p.stderr[-2000:])
         self.assertEqual(len(p.stdout), 100 * 1024 * 1024)
         self.assertEqual(hashlib.sha256(p.stdout).hexdigest(), want)
@@ -63,7 +51,7 @@ class Stall(unittest.TestCase):
         self.addCleanup(pierd.cleanup)
         proxy.target = ("127.0.0.1", pierd.port)
         target = "mi-0fa0175000005a11"
-        start_agent(self, "http://127.0.0.1:%d" % proxy.port, target, os.path.dirname(pierd.home))
+        start_agent(self, "http://127.0.0.1:%d" % proxy.port, target, os.path.dirname(pierd.home), pierd=pierd)
         exec_ = lambda: subprocess.run([PIER, "--endpoint", pierd.endpoint, "exec", "--target", target, "--",
                                         "echo", "up"], env=ENV, capture_output=True, timeout=60)
         self.assertEqual(exec_().stdout, b"up\n")

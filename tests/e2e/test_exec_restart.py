@@ -18,7 +18,7 @@ class Restart(unittest.TestCase):
         current = [pierd]
         home, port = pierd.home, pierd.port
 
-        start_agent(self, pierd.endpoint, TARGET, os.path.dirname(home))
+        start_agent(self, pierd.endpoint, TARGET, os.path.dirname(home), pierd=pierd)
 
         # 0.05 s per line for ~6 s: pierd dies after the first second.
         n = 120
@@ -26,6 +26,8 @@ class Restart(unittest.TestCase):
         session = subprocess.Popen([PIER, "--endpoint", pierd.endpoint, "exec", "--target", TARGET, "--",
                                     "sh", "-c", script], env=ENV, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE)
+        first = session.stdout.readline()  # the session is under way
+        self.assertEqual(first, b"line-1\n")
         time.sleep(1.0)
         pierd.kill9()
         time.sleep(1.0)
@@ -36,6 +38,7 @@ class Restart(unittest.TestCase):
         current[0] = restarted
 
         out, err = session.communicate(timeout=90)
+        out = first + out
         self.assertEqual(session.returncode, 7, err.decode(errors="replace")[-2000:])
         self.assertEqual(out.decode().split(), ["line-%d" % i for i in range(1, n + 1)])
         self.assertIn(b"err", err)

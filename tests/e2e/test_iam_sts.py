@@ -2,7 +2,6 @@
 against the role's policies by every API call."""
 import json
 import unittest
-import urllib.parse
 
 from botocore.exceptions import ClientError
 

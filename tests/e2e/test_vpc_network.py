@@ -188,12 +188,12 @@ class Network(unittest.TestCase):
 
         # Deleting an ENI removes its namespace.
         self.aws("ec2", "delete-network-interface", "--network-interface-id", e3["NetworkInterfaceId"])
-        deadline = time.time() + 10
+        deadline = time.time() + 30
         while any(n.endswith(e3["NetworkInterfaceId"]) for n in netns(self.prefix)) and time.time() < deadline:
             time.sleep(0.1)
         self.assertFalse(any(n.endswith(e3["NetworkInterfaceId"]) for n in netns(self.prefix)))
 
-    def eventually(self, fn, want, timeout=10):
+    def eventually(self, fn, want, timeout=30):
         deadline = time.time() + timeout
         got = fn()
         while got != want and time.time() < deadline:
@@ -413,7 +413,7 @@ class Network(unittest.TestCase):
         self.aws("ec2", "delete-vpc-endpoints", "--vpc-endpoint-ids", ep["VpcEndpointId"])
         self.eventually(lambda: self.tls(e_routed["NetworkInterfaceId"], s3, s3).split()[0], "error")
 
-    def eventually_value(self, fn, ok, timeout=10):
+    def eventually_value(self, fn, ok, timeout=30):
         deadline = time.time() + timeout
         got = fn()
         while not ok(got) and time.time() < deadline:
@@ -427,11 +427,19 @@ class Network(unittest.TestCase):
         self.addCleanup(other.cleanup)
         _, (s,) = self.vpc("10.0.0.0/16", ["10.0.1.0/24"])
         self.eni(s)
-        p = subprocess.run([AWS_V2, "--endpoint-url", other.endpoint, "ec2", "create-vpc", "--cidr-block",
-                            "10.5.0.0/16"], env=ENV, capture_output=True, text=True)
+        p = subprocess.run([AWS_V2, "--endpoint-url", other.endpoint, "--output", "json", "ec2", "create-vpc",
+                            "--cidr-block", "10.5.0.0/16"], env=ENV, capture_output=True, text=True)
         self.assertEqual(p.returncode, 0, p.stderr)
-        time.sleep(1)
-        mine, theirs = netns_of(self.pierd), netns_of(other)
+        vpc_id = json.loads(p.stdout)["Vpc"]["VpcId"]
+        # The other pierd's controller builds its namespaces after the call
+        # returns: wait until the new VPC's is there and a second read a
+        # second later agrees.
+        def settled():
+            first = netns_of(other)
+            time.sleep(1)
+            return netns_of(other) if netns_of(other) == first else None
+        theirs = self.eventually_value(settled, lambda ns: ns and any(n.endswith(vpc_id) for n in ns), timeout=30)
+        mine = netns_of(self.pierd)
         self.assertEqual(len([n for n in mine if "-eni-" in n]), 1)
         self.assertTrue(theirs)
         self.assertFalse(set(mine) & set(theirs))
