@@ -101,9 +101,9 @@ asio::awaitable<void> ticker(std::shared_ptr<State> st) {
     co_await t.async_wait(kTuple);
     if (st->done) co_return;
     for (auto& f : st->sender.tick()) st->writer->send(std::move(f));
-    // The size as soon as the session starts, then every 500 ms (and at
-    // once on SIGWINCH, see signals()).
-    if (!st->opts.terminal || !st->started || (++ticks % 5 != 0 && st->last.cols != 0)) continue;
+    // The size when the session starts (see run_session), then every
+    // 500 ms, and at once on SIGWINCH (see signals()).
+    if (!st->opts.terminal || !st->started || ++ticks % 5 != 0) continue;
     send_size(*st);
   }
 }
@@ -221,8 +221,10 @@ asio::awaitable<SessionEnd> run_session(SessionTicket ticket, SessionOptions opt
       continue;
     }
     if (m->type != exec::message_type::kOutputStreamData) continue;
-    if (!st->started && m->sequence == st->receiver.expected() && m->payload_type == exec::PayloadType::kOutput)
+    if (!st->started && m->sequence == st->receiver.expected() && m->payload_type == exec::PayloadType::kOutput) {
       st->started = true;
+      if (st->opts.terminal) send_size(*st);  // the remote pty starts at 0x0
+    }
     auto out = st->receiver.on_message(*m);
     if (out.ack) {
       auto ack = exec::serialize(exec::make_ack(*m));

@@ -7,6 +7,7 @@
 #include <boost/beast/websocket/ssl.hpp>
 #include <fmt/format.h>
 
+#include <cctype>
 #include <charconv>
 #include <variant>
 
@@ -168,10 +169,20 @@ asio::awaitable<Status> upgrade(Ws& ws, const Url& url, const Headers& headers, 
   // buffer, not fragmented into frames of 4 KiB (Beast's default).
   ws.auto_fragment(false);
   ws.write_buffer_bytes(64 * 1024);
-  auto [ec] = co_await ws.async_handshake(url.authority(), url.target, kTuple);
-  if (ec) co_return Error{ErrorKind::kUnavailable, "ConnectionError",
-                          fmt::format("WebSocket upgrade of {}: {}", url.target.substr(0, url.target.find('?')),
-                                      ec.message())};
+  websocket::response_type res;
+  auto [ec] = co_await ws.async_handshake(res, url.authority(), url.target, kTuple);
+  if (ec) {
+    // A declined upgrade says why in its status and body (pierd's 403 names
+    // the action the credentials lack); keep that, not only Beast's words.
+    std::string why = ec.message();
+    if (res.result_int() != 0 && res.result() != beast::http::status::switching_protocols) {
+      std::string body = res.body().substr(0, 300);
+      while (!body.empty() && std::isspace(static_cast<unsigned char>(body.back()))) body.pop_back();
+      why = fmt::format("{} {}{}{}", res.result_int(), std::string(res.reason()), body.empty() ? "" : ": ", body);
+    }
+    co_return Error{ErrorKind::kUnavailable, "ConnectionError",
+                    fmt::format("WebSocket upgrade of {}: {}", url.target.substr(0, url.target.find('?')), why)};
+  }
   beast::get_lowest_layer(ws).expires_never();
   co_return Status{};
 }

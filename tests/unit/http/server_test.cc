@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <thread>
+
+#include "client/transport.h"
 
 namespace pier::http {
 namespace {
@@ -84,6 +87,25 @@ TEST(WebSocketUpgrade, RefusedUpgradeGetsTheHttpResponse) {
   ws.handshake(res, "127.0.0.1", "/elsewhere", ec);
   EXPECT_TRUE(ec);
   EXPECT_EQ(res.result(), bhttp::status::forbidden);
+}
+
+// pier's own client (agent, plugin) keeps what a refusal says: pierd's 403
+// names the permission the credentials lack, and that is what a user needs.
+TEST(WebSocketUpgrade, OurClientReportsTheRefusalsStatusAndBody) {
+  Running r(echo_or_refuse);
+  auto url = client::Url::parse("ws://127.0.0.1:" + std::to_string(r.port) + "/elsewhere?role=x");
+  ASSERT_TRUE(url.ok());
+  asio::io_context ioc;
+  std::optional<Error> refused;
+  asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
+    client::Headers headers;
+    client::ConnectOptions opts;
+    auto ws = co_await client::WebSocket::connect(*url, headers, opts);
+    if (!ws.ok()) refused = ws.error();
+  }, asio::detached);
+  ioc.run();
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->message, "WebSocket upgrade of /elsewhere: 403 Forbidden: no");
 }
 
 TEST(WebSocketUpgrade, ShutdownClosesOpenWebSockets) {
