@@ -287,7 +287,7 @@ class EcsExec(base.TaskHarness):
                          ("InvalidParameterException", "Interactive is the only mode supported currently."))
         # A task role without the ssmmessages actions: the agent runs, its channel is refused.
         denied, _ = self.exec_task(sub2, tasks_sg, role="no-ssmmessages-role")
-        time.sleep(3)
+        self.pierd.wait_log("action=ssmmessages:CreateControlChannel", "code=AccessDenied", timeout=60)
         self.assertEqual(self.error(self.execute, arn=denied), ("TargetNotConnectedException", NOT_CONNECTED))
         self.assertIn("agent RUNNING, not connected", self.ps_line(denied))
         # A caller whose policy denies ecs:ExecuteCommand.
