@@ -61,6 +61,9 @@ Status Dispatcher::add_service(ServiceDef def) {
     if (a.iam_action.empty()) a.iam_action = model->signing_name + ":" + a.name;
     s->actions.emplace(a.name, std::move(a));
   }
+  std::set<std::string, std::less<>> served;
+  for (const auto& [name, a] : s->actions) served.insert(name);
+  model->retain(served);
   s->model = std::move(model);
   by_signing_name_[s->model->signing_name] = s.get();
   if (!s->model->target_prefix.empty()) by_target_prefix_[s->model->target_prefix] = s.get();

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <unordered_set>
 
 namespace pier::aws {
 
@@ -193,6 +194,37 @@ Result<std::unique_ptr<ServiceModel>> ServiceModel::parse(std::string id,
     m->operations.emplace(op.name, std::move(op));
   }
   return m;
+}
+
+void ServiceModel::retain(const std::set<std::string, std::less<>>& served) {
+  std::unordered_set<const Shape*> keep;
+  std::vector<const Shape*> todo;
+  auto want = [&](const Shape* s) {
+    if (s && keep.insert(s).second) todo.push_back(s);
+  };
+  const bool rest = protocol == Protocol::kRestJson || protocol == Protocol::kRestXml;
+  for (auto& [name, op] : operations) {
+    if (served.contains(name)) {
+      want(op.input);
+      want(op.output);
+      for (const Shape* e : op.errors) want(e);
+      continue;
+    }
+    if (rest) want(op.input);
+    else op.input = nullptr;
+    op.output = nullptr;
+    op.errors.clear();
+  }
+  for (const auto& [code, s] : errors_by_code) want(s);
+  while (!todo.empty()) {
+    const Shape* s = todo.back();
+    todo.pop_back();
+    for (const auto& m : s->members) want(m.shape);
+    want(s->member.shape);
+    want(s->key.shape);
+    want(s->value.shape);
+  }
+  std::erase_if(shapes, [&](const auto& kv) { return !keep.contains(kv.second.get()); });
 }
 
 Result<std::unique_ptr<ServiceModel>> ServiceModel::load_file(std::string id,

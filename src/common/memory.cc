@@ -10,4 +10,6 @@ void keep_freed_memory() {
   mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
 }
 
+void return_freed_memory() { malloc_trim(0); }
+
 }  // namespace pier::memory

@@ -12,4 +12,9 @@ namespace pier::memory {
 // relays, faults little and keeps its idle RSS instead.
 void keep_freed_memory();
 
+// Gives the heap freed so far back to the kernel. Reading the service models
+// at start peaks at about 12 MB (Boost.JSON's DOM of EC2's 1.1 MB model),
+// nearly all freed again, but glibc keeps it: pierd calls this once it is up.
+void return_freed_memory();
+
 }  // namespace pier::memory

@@ -14,6 +14,7 @@
 
 #include "aws/model.h"
 #include "common/log.h"
+#include "common/memory.h"
 #include "controllers/network.h"
 #include "controllers/tasks.h"
 #include "http/server.h"
@@ -225,6 +226,7 @@ int main(int argc, char** argv) {
   for (const auto& s : dispatcher.services()) services_list += (services_list.empty() ? "" : " ") + s;
   log->info("home {} (schema v{}), models {}, services: {}", home, (*store)->schema_version(), models,
             services_list);
+  pier::memory::return_freed_memory();
   std::printf("pierd: ready on http://%s:%u\n", shown_host.c_str(), ep->port());
   std::fflush(stdout);
 

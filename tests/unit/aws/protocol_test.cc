@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "aws/xml.h"
 
 namespace pier::aws {
@@ -219,6 +221,37 @@ TEST(Ec2Protocol, ErrorShape) {
   EXPECT_EQ(x->name, "Response");
   EXPECT_EQ(x->child("Errors")->child("Error")->child("Code")->text, "InvalidVpcID.NotFound");
   EXPECT_EQ(x->child("RequestID")->text, "rid");
+}
+
+// retain() drops what no served operation reaches, and what stays still
+// decodes and encodes as before; an operation not served still routes.
+TEST(ModelRetain, KeepsWhatServedOperationsReachAndRoutesTheRest) {
+  auto r = ServiceModel::load_file("ec2", std::string(PIER_MODEL_DIR) + "/ec2.json");
+  ASSERT_TRUE(r.ok());
+  auto& m = **r;
+  size_t all = m.shapes.size();
+  m.retain({"DescribeVpcs", "CreateVpc"});
+  EXPECT_LT(m.shapes.size(), all / 10);
+  // Every shape still referenced is one that was kept.
+  std::set<const Shape*> kept;
+  for (const auto& [name, s] : m.shapes) kept.insert(s.get());
+  for (const auto& [name, s] : m.shapes) {
+    for (const auto& mem : s->members) EXPECT_TRUE(kept.count(mem.shape)) << name << "." << mem.name;
+    for (const Member* mem : {&s->member, &s->key, &s->value})
+      EXPECT_TRUE(!mem->shape || kept.count(mem->shape)) << name;
+  }
+  auto req = form("Action=DescribeVpcs&Version=2016-11-15&VpcId.1=vpc-1&Filter.1.Name=cidr&Filter.1.Value.1=x");
+  auto d = decode(m, req);
+  ASSERT_TRUE(d.doc.ok()) << d.doc.error().message;
+  EXPECT_EQ(d.doc->at("VpcIds").as_array().size(), 1u);
+  auto res = encode_output(m, *m.find_operation("DescribeVpcs"),
+                           json::object{{"Vpcs", json::array{json::object{{"VpcId", "vpc-1"}}}}}, "rid", 11);
+  EXPECT_NE(res.body().find("<vpcId>vpc-1</vpcId>"), std::string::npos) << res.body();
+  auto other = form("Action=RunInstances&Version=2016-11-15&ImageId=ami-1&MinCount=1&MaxCount=1");
+  auto run = decode(m, other);
+  ASSERT_TRUE(run.op.ok());
+  EXPECT_EQ((*run.op)->name, "RunInstances");
+  EXPECT_EQ((*run.op)->input, nullptr);
 }
 
 TEST(RestJsonProtocol, RoutesByMethodAndPathWithLabels) {
