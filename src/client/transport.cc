@@ -7,9 +7,10 @@
 #include <boost/beast/websocket/ssl.hpp>
 #include <fmt/format.h>
 
-#include <cctype>
 #include <charconv>
 #include <variant>
+
+#include "common/strings.h"
 
 namespace pier::client {
 
@@ -176,8 +177,7 @@ asio::awaitable<Status> upgrade(Ws& ws, const Url& url, const Headers& headers, 
     // the action the credentials lack); keep that, not only Beast's words.
     std::string why = ec.message();
     if (res.result_int() != 0 && res.result() != beast::http::status::switching_protocols) {
-      std::string body = res.body().substr(0, 300);
-      while (!body.empty() && std::isspace(static_cast<unsigned char>(body.back()))) body.pop_back();
+      auto body = str::trim(std::string_view(res.body()).substr(0, 300));
       why = fmt::format("{} {}{}{}", res.result_int(), std::string(res.reason()), body.empty() ? "" : ": ", body);
     }
     co_return Error{ErrorKind::kUnavailable, "ConnectionError",

@@ -44,6 +44,19 @@ ENV.pop("AWS_PROFILE", None)
 AGENT = os.path.join(BUILD, "bin", "pier-exec-agent")
 
 
+def wait_until(fn, timeout, what):
+    """fn() until it gives something true, which is returned; AssertionError
+    after timeout seconds, with `what` (or what() when it is callable)."""
+    deadline = time.time() + timeout
+    while True:
+        got = fn()
+        if got:
+            return got
+        if time.time() > deadline:
+            raise AssertionError("%s after %d s" % (what() if callable(what) else what, timeout))
+        time.sleep(0.05)
+
+
 def start_agent(testcase, endpoint, target, logdir, env=None, args=(), argv=None, wait=True, pierd=None):
     """A pier-exec-agent for `target` against `endpoint` (or the given argv),
     its stderr in logdir, stopped by pid when the test ends; with wait, once
@@ -151,14 +164,8 @@ class Pierd:
 
     def wait_log(self, *words, timeout=20):
         """Until a line of this pierd's log has all of `words`; that line."""
-        deadline = time.time() + timeout
-        while True:
-            for line in self.log_text().splitlines():
-                if all(w in line for w in words):
-                    return line
-            if time.time() > deadline:
-                raise AssertionError("no line with %s in pierd's log after %d s" % (words, timeout))
-            time.sleep(0.1)
+        return wait_until(lambda: next((l for l in self.log_text().splitlines() if all(w in l for w in words)), None),
+                          timeout, "no line with %s in pierd's log" % (words,))
 
     def control_channels_up(self, target):
         """How many times this pierd has registered a control channel for target."""
@@ -166,11 +173,8 @@ class Pierd:
 
     def wait_control_channel(self, target, seen, timeout=20):
         """Until a control channel for target has come up since `seen` were."""
-        deadline = time.time() + timeout
-        while self.control_channels_up(target) <= seen:
-            if time.time() > deadline:
-                raise AssertionError("pierd registered no control channel for %s in %d s" % (target, timeout))
-            time.sleep(0.05)
+        wait_until(lambda: self.control_channels_up(target) > seen, timeout,
+                   "pierd registered no control channel for %s" % target)
 
     # -- clients -----------------------------------------------------------
     def client(self, service, key="test", secret="test", token=None, region="us-east-1"):

@@ -8,7 +8,7 @@ import unittest
 
 from botocore.exceptions import ClientError
 
-from pier_harness import ENV, PIER, PierTestCase, start_agent
+from pier_harness import ENV, PIER, PierTestCase, start_agent, wait_until
 
 TARGET = "mi-0123456789abcdef0"
 
@@ -141,14 +141,12 @@ class Exec(PierTestCase):
             "AWS_SESSION_TOKEN": c["SessionToken"]})
         # Its first upgrade was refused, and it is still trying.
         log = os.path.join(os.path.dirname(self.pierd.home), "agent-%s.log" % target)
-        deadline = time.time() + 20
-        while True:
+
+        def said():
             with open(log, errors="replace") as f:
-                said = f.read()
-            if "ssmmessages:OpenControlChannel" in said:
-                break
-            self.assertLess(time.time(), deadline, "the agent's control channel was not refused:\n" + said)
-            time.sleep(0.1)
+                return f.read()
+        wait_until(lambda: "ssmmessages:OpenControlChannel" in said(), 20,
+                   lambda: "the agent's control channel was not refused:\n" + said())
         self.assertIsNone(agent.poll())
         p = self.pier_exec("true", target=target)
         self.assertIn(b"(TargetNotConnected)", p.stderr)
